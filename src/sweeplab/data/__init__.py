@@ -1,0 +1,1 @@
+"""Datasets: IDX file handling and Lightning DataModules."""

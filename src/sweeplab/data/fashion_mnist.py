@@ -1,0 +1,258 @@
+"""The Fashion-MNIST LightningDataModule: official files, the reference split, fast batches."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+
+from sweeplab.data.batches import TensorBatches, random_crop_and_flip
+from sweeplab.data.idx import download, file_digest, find_idx_file, read_images_and_labels
+from sweeplab.data.split import stratified_split
+from sweeplab.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
+
+MIRRORS = (
+    "https://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+    "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+)
+# The official archives' MD5s, checked after a download.
+OFFICIAL_MD5 = {
+    "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+    "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
+    "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
+    "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
+}
+SPLIT_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+TRAIN_SIZE = 60_000
+CACHE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class LabelledImages:
+    images: torch.Tensor  # uint8, (N, 28, 28)
+    labels: torch.Tensor  # int64, (N,)
+    sha256: dict[str, str]  # file name -> checksum of the raw file it came from
+
+
+class FashionMNISTDataModule(pl.LightningDataModule):
+    """Fashion-MNIST split as in the reference study: 57,000 train / 3,000 val / 10,000 test.
+
+    The validation set is a stratified sample of the official training set; ``train_subset``
+    keeps a stratified subset of what remains, for quick runs. Decoded files are cached as
+    uint8 tensors next to the raw files (or in the user cache when that directory is
+    read-only), so only the first run decompresses.
+    """
+
+    num_classes = 10
+    input_shape = (1, 28, 28)
+    class_names = (
+        "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+        "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        data_dir: str | os.PathLike[str],
+        download: bool = True,
+        batch_size: int = 32,
+        eval_batch_size: int = 1000,
+        val_size: int = 3000,
+        split_seed: int = 48,
+        train_subset: int | None = None,
+        augment: bool = False,
+        augment_padding: int = 2,
+    ) -> None:
+        super().__init__()
+        _check_sizes(batch_size, eval_batch_size, val_size, train_subset, augment_padding)
+        self.data_dir = Path(data_dir).expanduser()
+        self.download = download
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.val_size = val_size
+        self.split_seed = split_seed
+        self.train_subset = train_subset
+        self.augment = augment
+        self.augment_padding = augment_padding
+        self.data_sha256: dict[str, str] = {}
+        self._splits: dict[str, TensorBatches] = {}
+
+    # -- Lightning hooks -------------------------------------------------------------------
+
+    def prepare_data(self) -> None:
+        """Make sure the four files exist, downloading them when allowed."""
+        missing = [f"{stem}.gz" for pair in SPLIT_FILES.values() for stem in pair
+                   if find_idx_file(self.data_dir, stem) is None]  # fmt: skip
+        if not missing:
+            return
+        if not self.download:
+            raise DataError(self._missing_message(missing, "data.download=false"))
+        for name in missing:
+            log.info("Downloading %s to %s", name, self.data_dir)
+            try:
+                download([m + name for m in MIRRORS], self.data_dir / name, OFFICIAL_MD5[name])
+            except DataError as e:
+                raise DataError(self._missing_message(missing, f"the download failed: {e}")) from e
+
+    def setup(self, stage: str | None = None) -> None:
+        device = self.trainer.strategy.root_device if self.trainer is not None else None
+        if stage in ("fit", "validate", None) and "train" not in self._splits:
+            data = self._load("train")
+            fit_index, val_index = stratified_split(data.labels, self.val_size, self.split_seed)
+            if self.train_subset is not None:
+                fit_labels = data.labels[fit_index]
+                holdout = len(fit_index) - self.train_subset
+                fit_index = fit_index[stratified_split(fit_labels, holdout, self.split_seed)[0]]
+            self._splits["train"] = self._batches(data, fit_index, self.batch_size, True, device)
+            self._splits["val"] = self._batches(data, val_index, self.eval_batch_size, False, device)
+        if stage in ("test", "predict", None) and "test" not in self._splits:
+            data = self._load("test")
+            every = torch.arange(len(data.labels))
+            self._splits["test"] = self._batches(data, every, self.eval_batch_size, False, device)
+
+    def train_dataloader(self) -> TensorBatches:
+        return self._splits["train"]
+
+    def val_dataloader(self) -> TensorBatches:
+        return self._splits["val"]
+
+    def test_dataloader(self) -> TensorBatches:
+        return self._splits["test"]
+
+    def on_after_batch_transfer(
+        self, batch: tuple[torch.Tensor, torch.Tensor], dataloader_idx: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.augment and self.trainer is not None and self.trainer.training:
+            images, labels = batch
+            return random_crop_and_flip(images, self.augment_padding), labels
+        return batch
+
+    # -- loading ---------------------------------------------------------------------------
+
+    def _batches(
+        self,
+        data: LabelledImages,
+        index: torch.Tensor,
+        batch_size: int,
+        shuffle: bool,
+        device: torch.device | None,
+    ) -> TensorBatches:
+        # Scale to [0, 1] once here rather than in every step.
+        images = data.images[index].unsqueeze(1).float().div_(255)
+        labels = data.labels[index]
+        if device is not None:
+            images, labels = images.to(device), labels.to(device)
+        return TensorBatches(images, labels, batch_size, shuffle)
+
+    def _load(self, split: str) -> LabelledImages:
+        paths = []
+        for stem in SPLIT_FILES[split]:
+            path = find_idx_file(self.data_dir, stem)
+            if path is None:
+                raise DataError(self._missing_message([stem], "prepare_data() was not run"))
+            paths.append(path)
+        cached = _read_cache(self._cache_path(split), paths)
+        if cached is None:
+            images, labels = read_images_and_labels(
+                paths[0], paths[1], self.num_classes, self.input_shape[1:]
+            )
+            cached = LabelledImages(
+                images, labels.long(), {p.name: file_digest(p) for p in paths}
+            )
+            _write_cache(self._cache_path(split), paths, cached)
+        self.data_sha256.update(cached.sha256)
+        return cached
+
+    def _cache_path(self, split: str) -> Path:
+        if os.access(self.data_dir, os.W_OK):
+            return self.data_dir / f".{split}.cache.pt"
+        # Read-only data directory (a shared copy): cache per directory in the user's cache.
+        key = hashlib.sha1(str(self.data_dir.resolve()).encode()).hexdigest()[:12]
+        base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+        return base / "sweeplab" / "fashion-mnist" / key / f"{split}.cache.pt"
+
+    def _missing_message(self, missing: list[str], reason: str) -> str:
+        return (
+            f"Fashion-MNIST files are missing in {self.data_dir}: {', '.join(missing)} "
+            f"({reason}). sweeplab needs the four official IDX files train-images-idx3-ubyte, "
+            "train-labels-idx1-ubyte, t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte "
+            "(each .gz or uncompressed). Put them in that directory, or point sweeplab at "
+            "another directory with the override data.data_dir=/path/to/fashion-mnist or the "
+            "environment variable FASHION_MNIST_DIR; with network access, data.download=true "
+            "fetches them from the official mirrors."
+        )
+
+
+def _check_sizes(
+    batch_size: int,
+    eval_batch_size: int,
+    val_size: int,
+    train_subset: int | None,
+    augment_padding: int,
+) -> None:
+    for key, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
+        if not isinstance(value, int) or value < 1:
+            raise ConfigError(f"data.{key}={value!r} is invalid: use a positive integer.")
+    num_classes = FashionMNISTDataModule.num_classes
+    if not isinstance(val_size, int) or not num_classes <= val_size <= TRAIN_SIZE - num_classes:
+        raise ConfigError(
+            f"data.val_size={val_size!r} is invalid: the validation set is drawn from the "
+            f"{TRAIN_SIZE} training images and needs at least one image per class, so use an "
+            f"integer in {num_classes}..{TRAIN_SIZE - num_classes} (the reference uses 3000)."
+        )
+    remaining = TRAIN_SIZE - val_size
+    if train_subset is not None and (
+        not isinstance(train_subset, int) or not num_classes <= train_subset <= remaining
+    ):
+        raise ConfigError(
+            f"data.train_subset={train_subset!r} is impossible: with data.val_size={val_size} "
+            f"there are {remaining} training images, and a stratified subset needs at least "
+            f"one per class. Use an integer in {num_classes}..{remaining}, or null for all."
+        )
+    if not isinstance(augment_padding, int) or augment_padding < 0:
+        raise ConfigError(
+            f"data.augment_padding={augment_padding!r} is invalid: use an integer >= 0."
+        )
+
+
+def _source_stamp(paths: list[Path]) -> dict[str, tuple[int, int]]:
+    return {p.name: (p.stat().st_size, p.stat().st_mtime_ns) for p in paths}
+
+
+def _read_cache(cache: Path, sources: list[Path]) -> LabelledImages | None:
+    if not cache.is_file():
+        return None
+    try:
+        saved = torch.load(cache, weights_only=True)
+        if saved["version"] != CACHE_VERSION or saved["sources"] != _source_stamp(sources):
+            return None
+        return LabelledImages(saved["images"], saved["labels"], saved["sha256"])
+    except Exception as e:  # a corrupt cache is rebuilt from the raw files, never fatal
+        log.warning("Ignoring unreadable cache %s (%s); decoding the raw files again", cache, e)
+        return None
+
+
+def _write_cache(cache: Path, sources: list[Path], data: LabelledImages) -> None:
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_name(cache.name + f".{os.getpid()}.tmp")
+        state = {
+            "version": CACHE_VERSION,
+            "sources": _source_stamp(sources),
+            "images": data.images,
+            "labels": data.labels,
+            "sha256": data.sha256,
+        }
+        torch.save(state, tmp)
+        os.replace(tmp, cache)
+    except OSError as e:  # caching is an optimisation: a failure costs time, not the run
+        log.warning("Could not write the dataset cache %s (%s)", cache, e)

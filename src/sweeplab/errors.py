@@ -1,0 +1,17 @@
+"""Errors that reach the user as one paragraph instead of a traceback."""
+
+
+class SweeplabError(Exception):
+    """An error caused by the user's input (config, data, paths) with a message that says the fix.
+
+    Entry points print the message alone and exit non-zero; everything else is a bug and
+    keeps its traceback.
+    """
+
+
+class ConfigError(SweeplabError, ValueError):
+    """A config value is invalid; the message names the key, the value and the fix."""
+
+
+class DataError(SweeplabError):
+    """Dataset files are missing, corrupt or cannot be downloaded."""

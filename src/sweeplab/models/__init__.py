@@ -1,0 +1,1 @@
+"""Networks (plain ``nn.Module``s built from keyword arguments) and the LightningModule."""

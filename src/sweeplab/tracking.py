@@ -1,0 +1,92 @@
+"""Weights & Biases logging that never blocks a run.
+
+Without credentials, or with credentials but no reachable server, a run logs offline and
+says how to upload it later; with both it logs online. ``WANDB_MODE`` always wins.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlparse
+
+from pytorch_lightning.loggers import WandbLogger
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://api.wandb.ai"
+
+
+def wandb_logger(offline: bool | None = None, **kwargs: Any) -> WandbLogger:
+    """Build a ``WandbLogger``; ``offline=None`` picks online only when it can work."""
+    if offline is None:
+        offline = _should_run_offline()
+    return WandbLogger(offline=offline, **kwargs)
+
+
+def _should_run_offline() -> bool:
+    mode = os.environ.get("WANDB_MODE", "").lower()
+    if mode:
+        return mode in ("offline", "dryrun", "disabled")
+    base_url = os.environ.get("WANDB_BASE_URL", DEFAULT_BASE_URL)
+    if not _has_credentials(base_url):
+        log.info("No W&B credentials found (WANDB_API_KEY or `wandb login`): logging offline.")
+        return True
+    if not _reachable(base_url):
+        log.info("W&B server %s is unreachable: logging offline.", base_url)
+        return True
+    return False
+
+
+def _has_credentials(base_url: str) -> bool:
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    try:
+        import netrc
+
+        host = urlparse(base_url).hostname or ""
+        return netrc.netrc().authenticators(host) is not None
+    except (FileNotFoundError, netrc.NetrcParseError, OSError):
+        return False
+
+
+def _reachable(base_url: str, timeout: float = 3.0) -> bool:
+    parsed = urlparse(base_url)
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parsed.hostname, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"model": {"net": {"units": 5}}}`` -> ``{"model.net.units": 5}``; lists stay values.
+
+    W&B's parallel-coordinates and importance panels want one scalar column per key.
+    """
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def finish(loggers: list[Any]) -> None:
+    """Close W&B runs (the next trial in the same process must start a new run) and say
+    where offline runs are and how to upload them."""
+    for logger in loggers:
+        if not isinstance(logger, WandbLogger) or logger._experiment is None:
+            continue
+        run = logger.experiment
+        run_dir = os.path.dirname(run.dir)
+        offline = run.settings.mode in ("offline", "dryrun")
+        run.finish()
+        if offline:
+            log.info("W&B run saved offline in %s; upload it with: wandb sync %s", run_dir, run_dir)

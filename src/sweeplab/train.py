@@ -1,0 +1,125 @@
+"""Training: ``run(cfg)`` fits (and tests) one model and writes its record.
+
+A sweep trial is the same run with overrides; nothing here knows about sweeps.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig
+from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
+from rich.console import Console
+from rich.table import Table
+
+from sweeplab import config, record, tracking
+from sweeplab.errors import ConfigError, SweeplabError
+
+log = logging.getLogger(__name__)
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    """Fit the configured model, test its best checkpoint, write ``metrics.json``.
+
+    Returns the record that ``metrics.json`` holds.
+    """
+    started = time.perf_counter()
+    if cfg.get("seed") is not None:
+        pl.seed_everything(cfg.seed, workers=True, verbose=False)
+
+    config.check_trainer(cfg)
+    config.check_optimizer(cfg)
+    datamodule = config.instantiate(cfg.data, "data")
+    model = config.instantiate(cfg.model, "model")
+    callbacks = config.instantiate_group(cfg.get("callbacks"), "callbacks")
+    datamodule.prepare_data()  # missing data fails here, before any logger starts a run
+    loggers = config.instantiate_group(cfg.get("logger"), "logger")
+    if not loggers:  # the LR monitor has nowhere to write without a logger
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
+    trainer = config.instantiate(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers)
+
+    try:
+        for logger in loggers:
+            logger.log_hyperparams(tracking.flatten(config.to_plain(cfg)))
+        trainer.fit(model, datamodule=datamodule)
+        metrics = _scalars(trainer.callback_metrics)
+        ckpt_path = _best_checkpoint(trainer)
+        if cfg.get("test"):
+            if ckpt_path is None:
+                log.warning("No checkpoint callback: testing the last epoch's weights.")
+            trainer.test(model, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)
+            metrics.update(_scalars(trainer.callback_metrics, prefix="test/"))
+    finally:
+        tracking.finish(loggers)
+
+    run_dir = Path(cfg.paths.output_dir)
+    result = {
+        "metrics": metrics,
+        "optimized_metric": cfg.optimized_metric,
+        "ckpt_path": ckpt_path,
+        "seed": cfg.get("seed"),
+        "epochs": trainer.current_epoch,
+        "duration_s": round(time.perf_counter() - started, 2),
+        "git_commit": record.git_commit(Path(cfg.paths.root_dir)),
+        "environment": record.environment(),
+        "data_sha256": getattr(datamodule, "data_sha256", {}),
+    }
+    path = record.write(run_dir, result)
+    _print_summary(cfg, metrics, path)
+    return result
+
+
+def main(cfg: DictConfig) -> float:
+    """The ``train.py`` task: run, then return the optimised metric for sweepers.
+
+    A user error in a single run becomes one paragraph on stderr and exit status 1.
+    """
+    try:
+        result = run(cfg)
+        return objective(result)
+    except SweeplabError as e:
+        if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise  # the sweeper records the failed trial and goes on
+        print(f"\nError: {e}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def objective(result: dict[str, Any]) -> float:
+    """The value of ``optimized_metric`` in a run's record."""
+    name = result["optimized_metric"]
+    if name not in result["metrics"]:
+        raise ConfigError(
+            f"`optimized_metric`={name!r} was not logged by the run; logged metrics are "
+            f"{', '.join(sorted(result['metrics']))}. Set optimized_metric to one of them."
+        )
+    return float(result["metrics"][name])
+
+
+def _scalars(metrics: dict[str, Any], prefix: str = "") -> dict[str, float]:
+    return {k: float(v) for k, v in metrics.items() if k.startswith(prefix)}
+
+
+def _best_checkpoint(trainer: pl.Trainer) -> str | None:
+    callback = trainer.checkpoint_callback
+    if isinstance(callback, ModelCheckpoint) and callback.best_model_path:
+        return callback.best_model_path
+    return None
+
+
+def _print_summary(cfg: DictConfig, metrics: dict[str, float], path: Path) -> None:
+    table = Table(title=f"{cfg.name}: results", show_header=True)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for name in sorted(metrics):
+        marker = " *" if name == cfg.optimized_metric else ""
+        table.add_row(name + marker, f"{metrics[name]:.4f}")
+    console = Console(stderr=False)
+    console.print(table)
+    console.print(f"Record: {path}  (* = optimized_metric)")
