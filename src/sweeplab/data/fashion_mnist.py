@@ -107,8 +107,18 @@ class FashionMNISTDataModule(pl.LightningDataModule):
         device = self.trainer.strategy.root_device if self.trainer is not None else None
         if stage in ("fit", "validate", None) and "train" not in self._splits:
             data = self._load("train")
+            if self.val_size >= len(data.labels):
+                raise ConfigError(
+                    f"data.val_size={self.val_size} is impossible: {self.data_dir} holds "
+                    f"{len(data.labels)} training images."
+                )
             fit_index, val_index = stratified_split(data.labels, self.val_size, self.split_seed)
             if self.train_subset is not None:
+                if self.train_subset > len(fit_index):
+                    raise ConfigError(
+                        f"data.train_subset={self.train_subset} is impossible: {self.data_dir} "
+                        f"leaves {len(fit_index)} training images after the validation split."
+                    )
                 fit_labels = data.labels[fit_index]
                 holdout = len(fit_index) - self.train_subset
                 fit_index = fit_index[stratified_split(fit_labels, holdout, self.split_seed)[0]]

@@ -60,17 +60,17 @@ def read_idx(path: Path, expected_magic: int) -> torch.Tensor:
     data = _read_bytes(path)
     ndim = expected_magic & 0xFF
     header_size = 4 + 4 * ndim
-    if len(data) < header_size:
-        raise IDXFormatError(
-            f"{path} is too short to be an IDX file ({len(data)} bytes); it is truncated or "
-            "empty. Delete it so that it is downloaded again."
-        )
-    (magic,) = struct.unpack(">i", data[:4])
-    if magic != expected_magic:
+    magic = struct.unpack(">i", data[:4])[0] if len(data) >= 4 else None
+    if magic is not None and magic != expected_magic:
         raise IDXFormatError(
             f"{path} has IDX magic number {magic}, expected {expected_magic} "
             f"({'images' if expected_magic == IMAGES_MAGIC else 'labels'}). The file is corrupt "
             "or is not the file its name says; replace it with the official one."
+        )
+    if len(data) < header_size:
+        raise IDXFormatError(
+            f"{path} is too short to be an IDX file ({len(data)} bytes); it is truncated or "
+            "empty. Delete it so that it is downloaded again."
         )
     shape = struct.unpack(f">{ndim}i", data[4:header_size])
     expected_size = int(np.prod(shape))
@@ -159,9 +159,14 @@ def _fetch_verified(url: str, destination: Path, md5: str, timeout: float) -> No
     fd, tmp_name = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.")
     try:
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
+            expected = resp.headers.get("Content-Length")
+            received = 0
             for chunk in iter(lambda: resp.read(1 << 20), b""):
                 digest.update(chunk)
                 out.write(chunk)
+                received += len(chunk)
+        if expected is not None and received < int(expected):
+            raise http.client.IncompleteRead(b"", int(expected) - received)  # dropped: retry
         if digest.hexdigest() != md5:
             raise ValueError(f"MD5 {digest.hexdigest()} does not match the official {md5}")
         os.replace(tmp_name, destination)

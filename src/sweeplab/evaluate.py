@@ -1,0 +1,67 @@
+"""Evaluation: score a trained checkpoint on the test split."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from omegaconf import DictConfig, OmegaConf
+
+from sweeplab import config, record
+from sweeplab.errors import ConfigError, SweeplabError
+
+log = logging.getLogger(__name__)
+
+
+def training_config(ckpt_path: Path, train_run_dir: str | None) -> DictConfig:
+    """The resolved config of the run that wrote ``ckpt_path``."""
+    run_dir = Path(train_run_dir) if train_run_dir else ckpt_path.parent.parent
+    saved = run_dir / ".hydra" / "config.yaml"
+    if not saved.is_file():
+        raise ConfigError(
+            f"Cannot find the training config {saved} for checkpoint {ckpt_path}: the model is "
+            "rebuilt from it. Pass train_run_dir=<the training run's directory> (the one with "
+            ".hydra/config.yaml) if the checkpoint was moved."
+        )
+    return OmegaConf.load(saved)  # type: ignore[return-value]
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    """Test ``cfg.ckpt_path`` and write ``metrics.json`` into this run's directory."""
+    ckpt_path = Path(cfg.ckpt_path).expanduser()
+    if not ckpt_path.is_file():
+        raise ConfigError(
+            f"`ckpt_path`={cfg.ckpt_path!r} is not a file. Point it at a checkpoint written by "
+            "train.py, e.g. logs/runs/<name>/<time>/checkpoints/best.ckpt."
+        )
+    if cfg.get("seed") is not None:
+        pl.seed_everything(cfg.seed, verbose=False)
+    trained = training_config(ckpt_path, cfg.get("train_run_dir"))
+    model = config.instantiate(trained.model, "model")
+    datamodule = config.instantiate(cfg.data, "data")
+    datamodule.prepare_data()
+    trainer = config.instantiate(cfg.trainer, "trainer", logger=False)
+    trainer.test(model, datamodule=datamodule, ckpt_path=str(ckpt_path), verbose=False)
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    result = {
+        "metrics": metrics,
+        "ckpt_path": str(ckpt_path),
+        "git_commit": record.git_commit(Path(cfg.paths.root_dir)),
+        "environment": record.environment(),
+        "data_sha256": datamodule.data_sha256,
+    }
+    path = record.write(Path(cfg.paths.output_dir), result)
+    print(f"test/acc={metrics['test/acc']:.4f}  test/loss={metrics['test/loss']:.4f}  ({path})")
+    return result
+
+
+def main(cfg: DictConfig) -> None:
+    """The ``eval.py`` task; a user error becomes one paragraph and exit status 1."""
+    try:
+        run(cfg)
+    except SweeplabError as e:
+        print(f"\nError: {e}", file=sys.stderr)
+        raise SystemExit(1) from None

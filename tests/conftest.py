@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.idx_files import write_fashion_mnist
+
+ROOT = Path(__file__).resolve().parents[1]
+REAL_DATA = ROOT.parent / "shared" / "fashion-mnist"
+
+
+@pytest.fixture(scope="session")
+def fashion_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small learnable synthetic Fashion-MNIST (600 train, 200 test images)."""
+    return write_fashion_mnist(tmp_path_factory.mktemp("fashion-mnist"))
+
+
+@pytest.fixture
+def isolated_env(tmp_path: Path) -> dict[str, str]:
+    """Environment for entry-point runs: no W&B credentials, no user cache, logs in tmp."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "FASHION_"))}
+    env.update(HOME=str(tmp_path / "home"), XDG_CACHE_HOME=str(tmp_path / "cache"))
+    return env
+
+
+def run_entry(
+    script: str, *overrides: str, env: dict[str, str], log_dir: Path, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python <script> overrides...`` from the repository root, logs under ``log_dir``."""
+    return subprocess.run(
+        [sys.executable, str(ROOT / script), f"paths.log_dir={log_dir}", *overrides],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip

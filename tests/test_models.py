@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from sweeplab.models.cnn import CNN
+from sweeplab.models.mlp import MLP
+
+BATCH = torch.zeros(4, 1, 28, 28)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{}, {"units": 50, "hidden_units": [75], "hidden_dropout": [0.1]},
+     {"units": 300, "hidden_units": [50, 100], "hidden_dropout": [0.0, 0.2]}],
+)  # fmt: skip
+def test_mlp_output_shape(kwargs: dict) -> None:
+    assert MLP(**kwargs)(BATCH).shape == (4, 10)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{}, {"filters": [64], "padding": ["same"], "dropout": [0.2], "units": 25},
+     {"filters": [32, 64], "padding": ["valid", "valid"], "dropout": [0.1, 0.0]},
+     {"filters": [64, 32], "padding": ["same", "valid"], "dropout": [0.0, 0.2], "units": 150}],
+)  # fmt: skip
+def test_cnn_output_shape(kwargs: dict) -> None:
+    assert CNN(**kwargs)(BATCH).shape == (4, 10)
+
+
+def test_baselines_match_the_reference_architectures() -> None:
+    mlp = MLP()
+    linears = [m for m in mlp.modules() if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [(784, 350), (350, 10)]
+    cnn = CNN()
+    convs = [m for m in cnn.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.out_channels, c.kernel_size) for c in convs] == [(32, (3, 3))]
+    linears = [m for m in cnn.modules() if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [(32 * 13 * 13, 100), (100, 10)]
+    assert sum(p.numel() for p in cnn.parameters()) == 542_230  # Keras summary of the baseline
+
+
+def test_he_uniform_bounds() -> None:
+    conv = CNN().features[0]
+    limit = math.sqrt(6 / 9)  # fan_in = 1 channel * 3 * 3
+    assert conv.weight.abs().max() <= limit and conv.weight.abs().max() > 0.8 * limit
+    assert torch.all(conv.bias == 0)
+
+
+@pytest.mark.parametrize(
+    ("cls", "kwargs", "message"),
+    [
+        (MLP, {"units": -5}, r"units\[0\]=-5"),
+        (MLP, {"hidden_units": [50], "hidden_dropout": [1.0]}, r"hidden_dropout\[0\]=1.0"),
+        (MLP, {"hidden_units": [50, 50], "hidden_dropout": [0.1]}, "one entry per layer"),
+        (CNN, {"filters": [0], "padding": ["same"], "dropout": [0.0]}, r"filters\[0\]=0"),
+        (CNN, {"filters": [32], "padding": ["full"], "dropout": [0.0]}, r"padding\[0\]='full'"),
+        (CNN, {"filters": [], "padding": [], "dropout": []}, "at least one block"),
+        (CNN, {"filters": [8] * 5, "padding": ["valid"] * 5, "dropout": [0.0] * 5}, "nothing"),
+    ],
+)
+def test_invalid_arguments_name_the_argument(cls: type, kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        cls(**kwargs)
