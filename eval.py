@@ -1,6 +1,6 @@
 """Evaluate a trained checkpoint on the Fashion-MNIST test split.
 
-    python eval.py ckpt_path=logs/runs/cnn_baseline/<time>/checkpoints/best.ckpt
+python eval.py ckpt_path=logs/runs/cnn_baseline/<time>/checkpoints/best.ckpt
 """
 
 import os

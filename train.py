@@ -1,7 +1,7 @@
 """Train one model, or sweep with -m.
 
-    python train.py experiment=cnn_baseline
-    python train.py -m hparams_search=cnn_optuna
+python train.py experiment=cnn_baseline
+python train.py -m hparams_search=cnn_optuna
 """
 
 import os

@@ -33,5 +33,9 @@ def run_entry(
     """Run ``python <script> overrides...`` from the repository root, logs under ``log_dir``."""
     return subprocess.run(
         [sys.executable, str(ROOT / script), f"paths.log_dir={log_dir}", *overrides],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout,
-    )  # fmt: skip
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

@@ -41,7 +41,10 @@ def write_fashion_mnist(directory: Path, n_train: int = 600, n_test: int = 200) 
     for prefix, n, seed in (("train", n_train, 0), ("t10k", n_test, 1)):
         labels = np.arange(n) % 10
         np.random.default_rng(seed).shuffle(labels)
-        write_idx(directory / f"{prefix}-images-idx3-ubyte.gz", synthetic_images(labels, seed),
-                  IMAGES_MAGIC)  # fmt: skip
+        write_idx(
+            directory / f"{prefix}-images-idx3-ubyte.gz",
+            synthetic_images(labels, seed),
+            IMAGES_MAGIC,
+        )
         write_idx(directory / f"{prefix}-labels-idx1-ubyte.gz", labels, LABELS_MAGIC)
     return directory

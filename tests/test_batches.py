@@ -27,8 +27,8 @@ def test_unshuffled_keeps_order() -> None:
 def test_crop_without_padding_only_flips() -> None:
     images = torch.rand(64, 1, 6, 6)
     out = random_crop_and_flip(images, padding=0)
-    flipped = torch.tensor([torch.equal(o, i.flip(-1)) for o, i in zip(out, images)])
-    unchanged = torch.tensor([torch.equal(o, i) for o, i in zip(out, images)])
+    flipped = torch.tensor([torch.equal(o, i.flip(-1)) for o, i in zip(out, images, strict=True)])
+    unchanged = torch.tensor([torch.equal(o, i) for o, i in zip(out, images, strict=True)])
     assert torch.all(flipped | unchanged)
     assert flipped.any() and unchanged.any()
 

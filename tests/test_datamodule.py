@@ -31,7 +31,7 @@ def test_split_sizes_and_scaling(data_copy: Path) -> None:
     assert (len(train.labels), len(val.labels), len(test.labels)) == (500, 100, 200)
     assert torch.bincount(val.labels).tolist() == [10] * 10
     assert train.images.shape[1:] == (1, 28, 28) and train.images.dtype == torch.float32
-    assert 0.0 <= float(train.images.min()) and float(train.images.max()) == 1.0
+    assert float(train.images.min()) >= 0.0 and float(train.images.max()) == 1.0
     images, labels = next(iter(train))
     assert images.shape == (32, 1, 28, 28) and labels.dtype == torch.int64
     assert set(dm.data_sha256) == {p.name for p in data_copy.glob("*.gz")}
@@ -90,8 +90,13 @@ def test_missing_files_without_download(tmp_path: Path) -> None:
     with pytest.raises(DataError) as info:
         FashionMNISTDataModule(tmp_path / "nowhere", download=False).prepare_data()
     message = str(info.value)
-    for needed in ("nowhere", "train-images-idx3-ubyte", "t10k-labels-idx1-ubyte",
-                   "data.data_dir=", "FASHION_MNIST_DIR"):  # fmt: skip
+    for needed in (
+        "nowhere",
+        "train-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+        "data.data_dir=",
+        "FASHION_MNIST_DIR",
+    ):
         assert needed in message
 
 
@@ -107,9 +112,13 @@ def test_missing_files_without_network_fail_fast(
 
 @pytest.mark.parametrize(
     ("kwargs", "key"),
-    [({"batch_size": 0}, "data.batch_size"), ({"val_size": 5}, "data.val_size"),
-     ({"train_subset": 60_000}, "data.train_subset"), ({"train_subset": 3}, "data.train_subset")],
-)  # fmt: skip
+    [
+        ({"batch_size": 0}, "data.batch_size"),
+        ({"val_size": 5}, "data.val_size"),
+        ({"train_subset": 60_000}, "data.train_subset"),
+        ({"train_subset": 3}, "data.train_subset"),
+    ],
+)
 def test_bad_sizes_name_the_key(tmp_path: Path, kwargs: dict, key: str) -> None:
     with pytest.raises(ConfigError, match=key):
         FashionMNISTDataModule(tmp_path, **kwargs)

@@ -13,19 +13,25 @@ BATCH = torch.zeros(4, 1, 28, 28)
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{}, {"units": 50, "hidden_units": [75], "hidden_dropout": [0.1]},
-     {"units": 300, "hidden_units": [50, 100], "hidden_dropout": [0.0, 0.2]}],
-)  # fmt: skip
+    [
+        {},
+        {"units": 50, "hidden_units": [75], "hidden_dropout": [0.1]},
+        {"units": 300, "hidden_units": [50, 100], "hidden_dropout": [0.0, 0.2]},
+    ],
+)
 def test_mlp_output_shape(kwargs: dict) -> None:
     assert MLP(**kwargs)(BATCH).shape == (4, 10)
 
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{}, {"filters": [64], "padding": ["same"], "dropout": [0.2], "units": 25},
-     {"filters": [32, 64], "padding": ["valid", "valid"], "dropout": [0.1, 0.0]},
-     {"filters": [64, 32], "padding": ["same", "valid"], "dropout": [0.0, 0.2], "units": 150}],
-)  # fmt: skip
+    [
+        {},
+        {"filters": [64], "padding": ["same"], "dropout": [0.2], "units": 25},
+        {"filters": [32, 64], "padding": ["valid", "valid"], "dropout": [0.1, 0.0]},
+        {"filters": [64, 32], "padding": ["same", "valid"], "dropout": [0.0, 0.2], "units": 150},
+    ],
+)
 def test_cnn_output_shape(kwargs: dict) -> None:
     assert CNN(**kwargs)(BATCH).shape == (4, 10)
 

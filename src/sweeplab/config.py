@@ -24,18 +24,24 @@ TRUSTED_TARGETS = [
 
 
 def instantiate(node: Any, key: str, **kwargs: Any) -> Any:
-    """``hydra.utils.instantiate(node)``, turning a failure into a :class:`ConfigError`."""
+    """``hydra.utils.instantiate(node)`` with errors that name the failing config key.
+
+    Nested ``_target_`` nodes are built first, one by one, so that a bad value in
+    ``model.net`` is reported as ``model.net`` rather than as ``model``.
+    """
+    if isinstance(node, DictConfig):
+        for name, child in node.items():
+            if isinstance(child, DictConfig) and "_target_" in child and name not in kwargs:
+                kwargs[str(name)] = instantiate(child, f"{key}.{name}")
     try:
-        return hydra.utils.instantiate(node, **kwargs)
-    except InstantiationException as e:
-        cause = e.__cause__
-        if isinstance(cause, SweeplabError):
-            raise cause from None
-        detail = str(cause) if isinstance(cause, ValueError | TypeError) else str(e)
+        return hydra.utils.instantiate(node, _execution_whitelist_=TRUSTED_TARGETS, **kwargs)
+    except SweeplabError:
+        raise
+    except (InstantiationException, ValueError, TypeError) as e:
         target = node.get("_target_") if isinstance(node, DictConfig) else None
         raise ConfigError(
-            f"Invalid config at `{key}` (target {target}): {detail} Fix the value in "
-            f"configs/ or override it on the command line, e.g. {key}.<name>=<value>."
+            f"Invalid config at `{key}` (target {target}): {e} Fix the value in configs/ or "
+            f"override it on the command line, e.g. {key}.<name>=<value>."
         ) from None
 
 
@@ -82,9 +88,7 @@ def check_trainer(cfg: DictConfig) -> None:
             "val/acc_best or val/loss_best."
         )
     if cfg.get("monitor_mode") not in ("min", "max"):
-        raise ConfigError(
-            f"`monitor_mode`={cfg.get('monitor_mode')!r} is invalid: use min or max."
-        )
+        raise ConfigError(f"`monitor_mode`={cfg.get('monitor_mode')!r} is invalid: use min or max.")
 
 
 def to_plain(cfg: DictConfig) -> dict[str, Any]:

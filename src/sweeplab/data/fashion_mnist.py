@@ -56,9 +56,17 @@ class FashionMNISTDataModule(pl.LightningDataModule):
     num_classes = 10
     input_shape = (1, 28, 28)
     class_names = (
-        "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-        "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
-    )  # fmt: skip
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    )
 
     def __init__(
         self,
@@ -90,8 +98,12 @@ class FashionMNISTDataModule(pl.LightningDataModule):
 
     def prepare_data(self) -> None:
         """Make sure the four files exist, downloading them when allowed."""
-        missing = [f"{stem}.gz" for pair in SPLIT_FILES.values() for stem in pair
-                   if find_idx_file(self.data_dir, stem) is None]  # fmt: skip
+        missing = [
+            f"{stem}.gz"
+            for pair in SPLIT_FILES.values()
+            for stem in pair
+            if find_idx_file(self.data_dir, stem) is None
+        ]
         if not missing:
             return
         if not self.download:
@@ -123,7 +135,9 @@ class FashionMNISTDataModule(pl.LightningDataModule):
                 holdout = len(fit_index) - self.train_subset
                 fit_index = fit_index[stratified_split(fit_labels, holdout, self.split_seed)[0]]
             self._splits["train"] = self._batches(data, fit_index, self.batch_size, True, device)
-            self._splits["val"] = self._batches(data, val_index, self.eval_batch_size, False, device)
+            self._splits["val"] = self._batches(
+                data, val_index, self.eval_batch_size, False, device
+            )
         if stage in ("test", "predict", None) and "test" not in self._splits:
             data = self._load("test")
             every = torch.arange(len(data.labels))
@@ -175,9 +189,7 @@ class FashionMNISTDataModule(pl.LightningDataModule):
             images, labels = read_images_and_labels(
                 paths[0], paths[1], self.num_classes, self.input_shape[1:]
             )
-            cached = LabelledImages(
-                images, labels.long(), {p.name: file_digest(p) for p in paths}
-            )
+            cached = LabelledImages(images, labels.long(), {p.name: file_digest(p) for p in paths})
             _write_cache(self._cache_path(split), paths, cached)
         self.data_sha256.update(cached.sha256)
         return cached

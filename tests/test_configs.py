@@ -1,0 +1,106 @@
+"""Every YAML in configs/ composes, and the composed parts instantiate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import hydra
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+
+from sweeplab.config import TRUSTED_TARGETS
+from tests.conftest import ROOT
+
+CONFIGS = ROOT / "configs"
+GROUPS = [
+    "data",
+    "model",
+    "model/optimizer",
+    "model/scheduler",
+    "trainer",
+    "logger",
+    "callbacks",
+    "paths",
+    "hydra",
+    "experiment",
+    "debug",
+]
+
+
+def _options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONFIGS / group).glob("*.yaml"))
+
+
+def compose_train(*overrides: str, config_name: str = "train") -> DictConfig:
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(CONFIGS)):
+        cfg = compose(config_name, overrides=list(overrides), return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        cfg.paths.output_dir = "/tmp/sweeplab-compose"  # normally set by a running Hydra job
+        del cfg.hydra
+    return cfg
+
+
+def test_every_group_has_options() -> None:
+    for group in GROUPS:
+        assert _options(group), f"configs/{group} is empty"
+
+
+@pytest.mark.parametrize(
+    "override",
+    [f"{group}={option}" for group in GROUPS if group != "hydra" for option in _options(group)],
+)
+def test_every_option_composes(override: str) -> None:
+    cfg = compose_train(override)
+    assert cfg.model.net._target_.startswith("sweeplab.models.")
+
+
+def test_eval_config_composes() -> None:
+    cfg = compose_train("ckpt_path=x.ckpt", config_name="eval")
+    assert cfg.ckpt_path == "x.ckpt" and "model" not in cfg
+
+
+@pytest.mark.parametrize("model", _options("model"))
+def test_models_instantiate_and_predict(model: str) -> None:
+    cfg = compose_train(f"model={model}", "model/scheduler=cosine")
+    classifier = hydra.utils.instantiate(cfg.model, _execution_whitelist_=TRUSTED_TARGETS)
+    assert classifier(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+    optimizer = classifier.configure_optimizers()["optimizer"]
+    assert isinstance(optimizer, torch.optim.Adam)
+
+
+def test_baseline_experiments_are_the_reference() -> None:
+    mlp = compose_train("experiment=mlp_baseline")
+    assert mlp.model.net.units == 350 and list(mlp.model.net.hidden_units) == []
+    assert mlp.data.batch_size == 32 and mlp.model.optimizer._target_ == "torch.optim.Adam"
+    cnn = compose_train("experiment=cnn_baseline")
+    assert list(cnn.model.net.filters) == [32] and cnn.model.net.units == 100
+    assert cnn.data.batch_size == 32 and cnn.name == "cnn_baseline"
+
+
+def test_data_dir_follows_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FASHION_MNIST_DIR", "/somewhere/fm")
+    assert compose_train().data.data_dir == "/somewhere/fm"
+    monkeypatch.delenv("FASHION_MNIST_DIR")
+    monkeypatch.setenv("SWEEPLAB_ROOT", "/project")
+    assert compose_train().data.data_dir == "/project/data/fashion-mnist"
+
+
+def test_sgd_is_nesterov_with_momentum() -> None:
+    sgd = compose_train("model/optimizer=sgd").model.optimizer
+    assert sgd.nesterov is True and sgd.momentum == 0.9
+
+
+def test_configs_dir_has_no_stray_files() -> None:
+    stray = [p for p in CONFIGS.rglob("*") if p.is_file() and p.suffix != ".yaml"]
+    assert stray == [], f"non-YAML files in configs/: {stray}"
+
+
+def test_paths_resolve_under_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SWEEPLAB_ROOT", "/project")
+    assert compose_train().paths.log_dir == str(Path("/project/logs"))

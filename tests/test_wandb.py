@@ -1,0 +1,77 @@
+"""A real offline W&B run, read back with wandb's own tooling."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from sweeplab import tracking
+from tests.conftest import run_entry
+
+
+def test_offline_run_holds_flat_config_and_test_metrics(
+    fashion_dir: Path, tmp_path: Path, isolated_env: dict[str, str]
+) -> None:
+    logs = tmp_path / "logs"
+    result = run_entry(
+        "train.py",
+        "model=mlp",
+        f"data.data_dir={fashion_dir}",
+        "data.val_size=100",
+        "trainer.max_epochs=1",
+        "tags=[ci,smoke]",
+        env=isolated_env,
+        log_dir=logs,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = list(logs.rglob("offline-run-*"))
+    assert len(runs) == 1, runs
+    assert f"wandb sync {runs[0]}" in result.stdout + result.stderr
+
+    wandb_cli = shutil.which("wandb")
+    assert wandb_cli, "the wandb command is installed with the wandb package"
+    inspected = subprocess.run(
+        [wandb_cli, "leet", "inspect", "--summary", "--json", str(runs[0])],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=isolated_env,
+    )
+    assert inspected.returncode == 0, inspected.stderr
+    run = json.loads(inspected.stdout)
+    assert run["state"] == "finished" and sorted(run["tags"]) == ["ci", "smoke"]
+    config, summary = run["config"], run["summary"]
+    assert config["model.net.units"] == 350 and config["model.optimizer.lr"] == 0.001
+    assert config["data.batch_size"] == 32 and config["model.net.hidden_units"] == []
+    saved = json.loads(next(logs.rglob("metrics.json")).read_text())
+    for metric in ("test/acc", "test/loss", "val/acc_best"):
+        assert summary[metric] == pytest.approx(saved["metrics"][metric], rel=1e-5)
+
+
+def test_flatten_nests_with_dots() -> None:
+    flat = tracking.flatten({"model": {"net": {"units": 5, "filters": [1, 2]}}, "seed": 0})
+    assert flat == {"model.net.units": 5, "model.net.filters": [1, 2], "seed": 0}
+
+
+@pytest.mark.parametrize(
+    ("env", "offline"),
+    [
+        ({"WANDB_MODE": "offline", "WANDB_API_KEY": "k"}, True),
+        ({"WANDB_MODE": "online"}, False),
+        ({}, True),  # no credentials
+        ({"WANDB_API_KEY": "k", "WANDB_BASE_URL": "http://127.0.0.1:9"}, True),
+    ],  # unreachable
+)
+def test_offline_is_chosen_without_credentials_or_server(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, env: dict[str, str], offline: bool
+) -> None:
+    for key in ("WANDB_MODE", "WANDB_API_KEY", "WANDB_BASE_URL"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert tracking._should_run_offline() is offline
