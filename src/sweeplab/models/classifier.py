@@ -44,12 +44,26 @@ class Classifier(pl.LightningModule):
                 for stage in ("train", "val", "test")
                 for kind, metric in (
                     ("acc", MulticlassAccuracy(num_classes, average="micro", validate_args=False)),
-                    ("loss", MeanMetric()),
+                    # "disable": a diverged (NaN) loss must show, not be dropped from the mean.
+                    ("loss", MeanMetric(nan_strategy="disable")),
                 )
             }
         )
+        self._epoch_outputs: dict[str, list[tuple[Tensor, Tensor, Tensor]]] = {
+            stage: [] for stage in ("train", "val", "test")
+        }
         self.val_acc_best = MaxMetric()
         self.val_loss_best = MinMetric()
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Lightning sets bookkeeping attributes (such as _current_fx_name) around every hook,
+        # dozens of times per step; nn.Module's checks against parameters, buffers and
+        # submodules cost more than a small network's step. A plain attribute that already
+        # exists can skip them: parameters, buffers and submodules never live in __dict__.
+        if name in self.__dict__ and not isinstance(value, Tensor | nn.Module):
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
@@ -58,12 +72,17 @@ class Classifier(pl.LightningModule):
         images, labels = batch
         logits = self(images)
         loss = self.loss_fn(logits, labels)
-        # Accumulate only; the epoch-level values are computed and logged once per epoch.
-        self.metrics[f"{stage}_acc"].update(logits.detach(), labels)
-        self.metrics[f"{stage}_loss"].update(loss.detach(), len(labels))
+        # Keep predictions and losses; the metrics see them once per epoch, because a metric
+        # update per step costs more than a small network's whole training step.
+        self._epoch_outputs[stage].append((logits.detach().argmax(dim=1), labels, loss.detach()))
         return loss
 
     def _log_epoch(self, stage: str) -> dict[str, Tensor]:
+        preds, labels, losses = zip(*self._epoch_outputs[stage], strict=True)
+        self._epoch_outputs[stage].clear()
+        batch_sizes = torch.tensor([len(batch) for batch in labels], device=self.device)
+        self.metrics[f"{stage}_acc"].update(torch.cat(preds), torch.cat(labels))
+        self.metrics[f"{stage}_loss"].update(torch.stack(losses), batch_sizes)
         values = {}
         for kind in ("loss", "acc"):
             metric = self.metrics[f"{stage}_{kind}"]
