@@ -6,6 +6,7 @@ A sweep trial is the same run with overrides; nothing here knows about sweeps.
 from __future__ import annotations
 
 import logging
+import secrets
 import sys
 import time
 from pathlib import Path
@@ -31,8 +32,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     Returns the record that ``metrics.json`` holds.
     """
     started = time.perf_counter()
-    if cfg.get("seed") is not None:
-        pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    # seed=null draws a seed, so that the record still says how to repeat the run.
+    seed = cfg.seed if cfg.get("seed") is not None else secrets.randbelow(2**31)
+    pl.seed_everything(seed, workers=True, verbose=False)
 
     config.check_trainer(cfg)
     config.check_optimizer(cfg)
@@ -64,7 +66,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         "metrics": metrics,
         "optimized_metric": cfg.optimized_metric,
         "ckpt_path": ckpt_path,
-        "seed": cfg.get("seed"),
+        "seed": seed,
         "epochs": trainer.current_epoch,
         "duration_s": round(time.perf_counter() - started, 2),
         "git_commit": record.git_commit(Path(cfg.paths.root_dir)),
