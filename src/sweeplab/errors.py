@@ -15,3 +15,7 @@ class ConfigError(SweeplabError, ValueError):
 
 class DataError(SweeplabError):
     """Dataset files are missing, corrupt or cannot be downloaded."""
+
+
+class TrainingDiverged(SweeplabError):
+    """The training loss became NaN or infinite."""

@@ -11,6 +11,8 @@ from torch import Tensor, nn
 from torchmetrics import MaxMetric, MeanMetric, MinMetric
 from torchmetrics.classification import MulticlassAccuracy
 
+from sweeplab.errors import TrainingDiverged
+
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
 
@@ -100,7 +102,12 @@ class Classifier(pl.LightningModule):
         return self._step(batch, "train")
 
     def on_train_epoch_end(self) -> None:
-        self._log_epoch("train")
+        loss = self._log_epoch("train")["loss"]
+        if not torch.isfinite(loss):
+            raise TrainingDiverged(
+                f"The training loss became {float(loss)} in epoch {self.current_epoch}: the run "
+                "diverged. Lower model.optimizer.lr, or check the data and the network."
+            )
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         self._step(batch, "val")
