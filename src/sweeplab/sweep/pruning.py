@@ -64,7 +64,10 @@ class OptunaPruning(pl.Callback):
         epoch = trainer.current_epoch
         self._trial.report(float(value), step=epoch)
         if self._trial.should_prune():
-            message = f"Trial {self.trial_number} pruned at epoch {epoch} ({self.monitor}={float(value):.4f})"
+            message = (
+                f"Trial {self.trial_number} pruned after epoch {epoch}: "
+                f"{self.monitor}={float(value):.4f}"
+            )
             log.info(message)
             raise TrialPruned(message)
 
