@@ -19,6 +19,7 @@ from sweeplab.errors import ConfigError, SweeplabError
 TRUSTED_TARGETS = [
     "sweeplab.*",
     "torch.optim.*",
+    "optuna.pruners.*",
     "pytorch_lightning.*",
 ]
 

@@ -78,15 +78,19 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def finish(loggers: list[Any]) -> None:
-    """Close W&B runs (the next trial in the same process must start a new run) and say
-    where offline runs are and how to upload them."""
+def finish(loggers: list[Any], state: str) -> None:
+    """Close W&B runs, recording ``state`` (complete, pruned, failed) in their summary.
+
+    The next trial in the same process must start a new run. For offline runs, say where
+    they are and how to upload them.
+    """
     for logger in loggers:
         if not isinstance(logger, WandbLogger) or logger._experiment is None:
             continue
         run = logger.experiment
+        run.summary["state"] = state
         run_dir = os.path.dirname(run.dir)
         offline = run.settings.mode in ("offline", "dryrun")
-        run.finish()
+        run.finish(exit_code=0 if state != "failed" else 1)
         if offline:
             log.info("W&B run saved offline in %s; upload it with: wandb sync %s", run_dir, run_dir)

@@ -47,6 +47,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     trainer = config.instantiate(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers)
 
+    state = "failed"
     try:
         for logger in loggers:
             logger.log_hyperparams(tracking.flatten(config.to_plain(cfg)))
@@ -58,8 +59,13 @@ def run(cfg: DictConfig) -> dict[str, Any]:
                 log.warning("No checkpoint callback: testing the last epoch's weights.")
             trainer.test(model, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)
             metrics.update(_scalars(trainer.callback_metrics, prefix="test/"))
+        state = "complete"
+    except BaseException as e:
+        # an exception may say how the run ended, e.g. "pruned" (sweep.pruning.TrialPruned)
+        state = getattr(e, "run_state", "failed")
+        raise
     finally:
-        tracking.finish(loggers)
+        tracking.finish(loggers, state)
 
     run_dir = Path(cfg.paths.output_dir)
     result = {

@@ -1,0 +1,180 @@
+"""What a sweep leaves in its directory: optimization_results.yaml, trials.csv, report.md and
+plots. Rewritten from the study after every sweep (and when one stops early), so the files
+always describe every trial the storage holds."""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import warnings
+from pathlib import Path
+from typing import Any
+
+import optuna
+from omegaconf import OmegaConf
+from optuna.trial import FrozenTrial, TrialState
+
+log = logging.getLogger(__name__)
+
+RESULTS_FILE = "optimization_results.yaml"
+TRIALS_FILE = "trials.csv"
+REPORT_FILE = "report.md"
+OVERRIDES_ATTR = "overrides"
+ERROR_ATTR = "error"
+
+
+def best_trial(study: optuna.Study) -> FrozenTrial | None:
+    try:
+        return study.best_trial
+    except (ValueError, RuntimeError):  # no complete trial yet, or several objectives
+        return None
+
+
+def write_all(study: optuna.Study, sweep_dir: Path, base_overrides: list[str]) -> None:
+    """Write every result file; a plot that cannot be drawn is skipped with a warning."""
+    trials = study.get_trials(deepcopy=False)
+    best = best_trial(study)
+    write_results(study, best, sweep_dir / RESULTS_FILE, base_overrides)
+    write_trials_csv(trials, sweep_dir / TRIALS_FILE)
+    plots = write_plots(study, sweep_dir)
+    write_markdown(study, trials, best, sweep_dir / REPORT_FILE, base_overrides, plots)
+
+
+def best_overrides(best: FrozenTrial, base_overrides: list[str]) -> list[str]:
+    return [*base_overrides, *best.user_attrs.get(OVERRIDES_ATTR, [])]
+
+
+def write_results(
+    study: optuna.Study, best: FrozenTrial | None, path: Path, base_overrides: list[str]
+) -> None:
+    counts = {state.name.lower(): 0 for state in TrialState}
+    for trial in study.get_trials(deepcopy=False):
+        counts[trial.state.name.lower()] += 1
+    results: dict[str, Any] = {
+        "name": "optuna",
+        "study_name": study.study_name,
+        "direction": study.direction.name.lower(),
+        "trials": counts,
+    }
+    if best is not None:
+        results |= {
+            "best_trial": best.number,
+            "best_value": best.value,
+            "best_params": best.params,
+            "best_overrides": best_overrides(best, base_overrides),
+        }
+    OmegaConf.save(OmegaConf.create(results), path)
+
+
+def _duration(trial: FrozenTrial) -> float | None:
+    if trial.datetime_start and trial.datetime_complete:
+        return round((trial.datetime_complete - trial.datetime_start).total_seconds(), 1)
+    return None
+
+
+def _param_names(trials: list[FrozenTrial]) -> list[str]:
+    names: dict[str, None] = {}
+    for trial in trials:
+        names.update(dict.fromkeys(trial.params))
+    return list(names)
+
+
+def write_trials_csv(trials: list[FrozenTrial], path: Path) -> None:
+    params = _param_names(trials)
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["number", "state", "value", "duration_s", *params, "error"])
+        for t in trials:
+            row = [t.number, t.state.name, t.value, _duration(t)]
+            row += [t.params.get(name, "") for name in params]  # "" = inactive parameter
+            writer.writerow([*row, t.user_attrs.get(ERROR_ATTR, "")])
+
+
+def write_plots(study: optuna.Study, sweep_dir: Path) -> list[str]:
+    """Optimization history, parameter importances, parallel coordinates, as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from optuna.visualization import matplotlib as plots
+
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    written = []
+    for name, draw, needed in (
+        ("optimization_history.png", plots.plot_optimization_history, 1),
+        ("param_importances.png", plots.plot_param_importances, 2),
+        ("parallel_coordinates.png", plots.plot_parallel_coordinate, 2),
+    ):
+        if len(complete) < needed:
+            continue
+        try:
+            axes = draw(study)
+            figure = axes.figure if hasattr(axes, "figure") else axes[0].figure
+            figure.set_size_inches(10, 6)
+            figure.tight_layout()
+            figure.savefig(sweep_dir / name, dpi=100)
+            plt.close(figure)
+            written.append(name)
+        except Exception as e:  # a plot is a convenience: never lose the sweep over it
+            log.warning("Could not draw %s: %s", name, e)
+    return written
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return "" if math.isnan(value) else f"{value:.4g}"
+    return "" if value is None else str(value).replace("|", "\\|")
+
+
+def write_markdown(
+    study: optuna.Study,
+    trials: list[FrozenTrial],
+    best: FrozenTrial | None,
+    path: Path,
+    base_overrides: list[str],
+    plots: list[str],
+) -> None:
+    states = [t.state.name.lower() for t in trials]
+    lines = [
+        f"# Sweep report: {study.study_name}",
+        "",
+        f"{len(trials)} trials: "
+        + ", ".join(f"{states.count(s)} {s}" for s in sorted(set(states))),
+        f"Objective: {study.direction.name.lower()}.",
+        "",
+    ]
+    if best is not None:
+        overrides = " ".join(best_overrides(best, base_overrides))
+        lines += [
+            f"## Best: trial {best.number}, value {best.value:.4f}",
+            "",
+            "```bash",
+            f"python train.py best_of={path.parent} trainer.max_epochs=50",
+            f"# or by hand: python train.py {overrides}",
+            "```",
+            "",
+            "| parameter | value |",
+            "| --- | --- |",
+            *[f"| {k} | {_cell(v)} |" for k, v in best.params.items()],
+            "",
+        ]
+    params = _param_names(trials)
+    lines += [
+        "## Trials",
+        "",
+        "| # | state | value | seconds | " + " | ".join(params) + " |",
+        "|" + " --- |" * (4 + len(params)),
+    ]
+    for t in trials:
+        row = [t.number, t.state.name.lower(), t.value, _duration(t)]
+        row += [t.params.get(p) for p in params]
+        lines.append("| " + " | ".join(_cell(v) for v in row) + " |")
+    failed = [t for t in trials if t.user_attrs.get(ERROR_ATTR)]
+    if failed:
+        lines += ["", "## Failures", ""]
+        lines += [f"- trial {t.number}: {t.user_attrs[ERROR_ATTR]}" for t in failed]
+    if plots:
+        lines += ["", "## Plots", "", *[f"![{p}]({p})" for p in plots]]
+    path.write_text("\n".join(lines) + "\n")
