@@ -31,8 +31,8 @@ from optuna.trial import TrialState
 
 from sweeplab.errors import ConfigError, SweeplabError
 from sweeplab.sweep import report
-from sweeplab.sweep.report import ERROR_ATTR, OVERRIDES_ATTR
 from sweeplab.sweep.progress import SweepProgress
+from sweeplab.sweep.report import ERROR_ATTR, OVERRIDES_ATTR
 from sweeplab.sweep.spaces import LayerSpace, format_override
 
 log = logging.getLogger(__name__)
