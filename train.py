@@ -2,9 +2,11 @@
 
 python train.py experiment=cnn_baseline
 python train.py -m hparams_search=cnn_optuna
+python train.py best_of=logs/sweeps/cnn_optuna trainer.max_epochs=50 seeds=3
 """
 
 import os
+import sys
 from pathlib import Path
 
 import hydra
@@ -15,6 +17,8 @@ os.environ.setdefault("SWEEPLAB_ROOT", str(Path(__file__).resolve().parent))
 
 from sweeplab import train  # noqa: E402
 from sweeplab.config import TRUSTED_TARGETS  # noqa: E402
+from sweeplab.errors import SweeplabError  # noqa: E402
+from sweeplab.sweep.best import expand_best_of  # noqa: E402
 
 
 @hydra.main(config_path="configs", config_name="train", execution_whitelist=TRUSTED_TARGETS)
@@ -23,4 +27,8 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
+    try:
+        sys.argv[1:] = expand_best_of(sys.argv[1:])
+    except SweeplabError as e:
+        sys.exit(f"Error: {e}")
     main()

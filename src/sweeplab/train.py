@@ -20,7 +20,7 @@ from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 from rich.console import Console
 from rich.table import Table
 
-from sweeplab import config, record, tracking
+from sweeplab import config, record, seeds, tracking
 from sweeplab.errors import ConfigError, SweeplabError
 
 log = logging.getLogger(__name__)
@@ -85,13 +85,17 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
 
 def main(cfg: DictConfig) -> float:
-    """The ``train.py`` task: run, then return the optimised metric for sweepers.
+    """The ``train.py`` task: run (over ``seeds`` seeds), return the optimised metric.
 
     A user error in a single run becomes one paragraph on stderr and exit status 1.
     """
     try:
-        result = run(cfg)
-        return objective(result)
+        if cfg.get("seeds", 1) > 1:
+            first_seed = cfg.seed if cfg.get("seed") is not None else secrets.randbelow(2**31)
+            summary = seeds.run_seeds(cfg, run, first_seed)
+            Console().print(seeds.comparison_table([Path(cfg.paths.output_dir)]))
+            return float(summary["metrics"][cfg.optimized_metric]["mean"])
+        return objective(run(cfg))
     except SweeplabError as e:
         if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
             raise  # the sweeper records the failed trial and goes on

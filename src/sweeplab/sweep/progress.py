@@ -11,6 +11,12 @@ from optuna.trial import TrialState
 
 log = logging.getLogger(__name__)
 
+STATE_WORDS = {
+    TrialState.COMPLETE: "complete",
+    TrialState.PRUNED: "pruned",
+    TrialState.FAIL: "failed",
+}
+
 
 def format_duration(seconds: float) -> str:
     seconds = int(round(seconds))
@@ -49,8 +55,9 @@ class SweepProgress:
             best_text = f"best {best.value:.4f} (trial {best.number})"
         except (ValueError, RuntimeError):  # no complete trial yet, or several objectives
             best_text = "best -"
+        state = STATE_WORDS.get(trial.state, trial.state.name.lower())
         line = (
-            f"Trial {number} {trial.state.name.lower()}: value {value} | {best_text} | "
+            f"Trial {number} {state}: value {value} | {best_text} | "
             f"{finished}/{self.n_trials} finished | elapsed {format_duration(elapsed)} | "
             f"left ~{format_duration(left)}"
         )

@@ -65,7 +65,7 @@ class OptunaPruning(pl.Callback):
         self._trial.report(float(value), step=epoch)
         if self._trial.should_prune():
             message = (
-                f"Trial {self.trial_number} pruned after epoch {epoch}: "
+                f"Trial {self.trial_number} pruned after epoch {epoch + 1}: "
                 f"{self.monitor}={float(value):.4f}"
             )
             log.info(message)

@@ -20,7 +20,8 @@ log = logging.getLogger(__name__)
 RESULTS_FILE = "optimization_results.yaml"
 TRIALS_FILE = "trials.csv"
 REPORT_FILE = "report.md"
-OVERRIDES_ATTR = "overrides"
+OVERRIDES_ATTR = "overrides"  # trial: the overrides that reproduce its sampled configuration
+BASE_OVERRIDES_ATTR = "base_overrides"  # study: what the trials' overrides apply to
 ERROR_ATTR = "error"
 
 
@@ -31,8 +32,9 @@ def best_trial(study: optuna.Study) -> FrozenTrial | None:
         return None
 
 
-def write_all(study: optuna.Study, sweep_dir: Path, base_overrides: list[str]) -> None:
+def write_all(study: optuna.Study, sweep_dir: Path) -> None:
     """Write every result file; a plot that cannot be drawn is skipped with a warning."""
+    base_overrides = study.user_attrs.get(BASE_OVERRIDES_ATTR, [])
     trials = study.get_trials(deepcopy=False)
     best = best_trial(study)
     write_results(study, best, sweep_dir / RESULTS_FILE, base_overrides)
@@ -56,6 +58,8 @@ def write_results(
         "study_name": study.study_name,
         "direction": study.direction.name.lower(),
         "trials": counts,
+        # validation epochs run by all trials together: what pruning saves
+        "epochs_total": sum(len(t.intermediate_values) for t in study.get_trials(deepcopy=False)),
     }
     if best is not None:
         results |= {
@@ -84,9 +88,9 @@ def write_trials_csv(trials: list[FrozenTrial], path: Path) -> None:
     params = _param_names(trials)
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["number", "state", "value", "duration_s", *params, "error"])
+        writer.writerow(["number", "state", "value", "epochs", "duration_s", *params, "error"])
         for t in trials:
-            row = [t.number, t.state.name, t.value, _duration(t)]
+            row = [t.number, t.state.name, t.value, len(t.intermediate_values), _duration(t)]
             row += [t.params.get(name, "") for name in params]  # "" = inactive parameter
             writer.writerow([*row, t.user_attrs.get(ERROR_ATTR, "")])
 
@@ -142,7 +146,8 @@ def write_markdown(
         "",
         f"{len(trials)} trials: "
         + ", ".join(f"{states.count(s)} {s}" for s in sorted(set(states))),
-        f"Objective: {study.direction.name.lower()}.",
+        f"Objective: {study.direction.name.lower()}. Validation epochs run in all: "
+        f"{sum(len(t.intermediate_values) for t in trials)}.",
         "",
     ]
     if best is not None:
@@ -164,11 +169,11 @@ def write_markdown(
     lines += [
         "## Trials",
         "",
-        "| # | state | value | seconds | " + " | ".join(params) + " |",
-        "|" + " --- |" * (4 + len(params)),
+        "| # | state | value | epochs | seconds | " + " | ".join(params) + " |",
+        "|" + " --- |" * (5 + len(params)),
     ]
     for t in trials:
-        row = [t.number, t.state.name.lower(), t.value, _duration(t)]
+        row = [t.number, t.state.name.lower(), t.value, len(t.intermediate_values), _duration(t)]
         row += [t.params.get(p) for p in params]
         lines.append("| " + " | ".join(_cell(v) for v in row) + " |")
     failed = [t for t in trials if t.user_attrs.get(ERROR_ATTR)]

@@ -32,7 +32,7 @@ from optuna.trial import TrialState
 from sweeplab.errors import ConfigError, SweeplabError
 from sweeplab.sweep import report
 from sweeplab.sweep.progress import SweepProgress
-from sweeplab.sweep.report import ERROR_ATTR, OVERRIDES_ATTR
+from sweeplab.sweep.report import BASE_OVERRIDES_ATTR, ERROR_ATTR, OVERRIDES_ATTR
 from sweeplab.sweep.spaces import LayerSpace, format_override
 
 log = logging.getLogger(__name__)
@@ -144,6 +144,7 @@ class StudyRunner(OptunaSweeperImpl):
             directions=self._get_directions(),
             load_if_exists=True,
         )
+        study.set_user_attr(BASE_OVERRIDES_ATTR, self._base_overrides())
         requeue_orphaned_trials(study)
         log.info(
             "Study %s in %s: %d of %d trials finished; sampler %s, pruner %s",
@@ -171,7 +172,7 @@ class StudyRunner(OptunaSweeperImpl):
                 if len(failures) > self.max_failure_rate * self.n_trials:
                     raise SweepFailed(self._too_many_failures(failures))
         finally:
-            report.write_all(study, sweep_dir, base_overrides=self._base_overrides())
+            report.write_all(study, sweep_dir)
         log.info("Results in %s", sweep_dir)
 
     def _prepare_grid(self, distributions: dict[str, BaseDistribution]) -> None:

@@ -1,0 +1,43 @@
+"""The ``sweeplab`` command: look at sweeps and compare runs.
+
+sweeplab best logs/sweeps/mlp_optuna          # the best overrides, ready to paste
+sweeplab best sqlite:///path/optuna.db --study mlp_optuna
+sweeplab compare logs/runs/mlp_baseline/<time> logs/runs/mlp_optuna/<time>
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from sweeplab.errors import SweeplabError
+from sweeplab.seeds import comparison_table
+from sweeplab.sweep.best import load_best
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="sweeplab", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    best = commands.add_parser("best", help="print a sweep's best parameters as overrides")
+    best.add_argument("source", help="a sweep directory, or an Optuna storage URL")
+    best.add_argument("--study", help="the study name, when the storage holds several")
+    compare = commands.add_parser("compare", help="compare runs' accuracy over their seeds")
+    compare.add_argument("run_dirs", nargs="+", type=Path, help="run directories of train.py")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "best":
+            found = load_best(args.source, args.study)
+            print(f"# {found.study_name}: trial {found.number}, value {found.value:.6g}",
+                  file=sys.stderr)  # fmt: skip
+            print(found.command_line())
+        else:
+            print(comparison_table(args.run_dirs))
+    except (SweeplabError, FileNotFoundError) as e:
+        print(f"Error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
