@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -38,4 +39,27 @@ def run_entry(
         capture_output=True,
         text=True,
         timeout=timeout,
+    )
+
+
+def inspect_wandb_run(run_dir: Path, env: dict[str, str]) -> dict:
+    """A W&B run's state, config and summary, read back with wandb's own tool."""
+    inspected = subprocess.run(
+        ["wandb", "leet", "inspect", "--summary", "--json", str(run_dir)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert inspected.returncode == 0, inspected.stderr
+    return json.loads(inspected.stdout)
+
+
+def sweeplab_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sweeplab.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
     )

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from sweeplab import tracking
-from tests.conftest import run_entry
+from tests.conftest import inspect_wandb_run, run_entry
 
 
 def test_offline_run_holds_flat_config_and_test_metrics(
@@ -32,17 +30,7 @@ def test_offline_run_holds_flat_config_and_test_metrics(
     assert len(runs) == 1, runs
     assert f"wandb sync {runs[0]}" in result.stdout + result.stderr
 
-    wandb_cli = shutil.which("wandb")
-    assert wandb_cli, "the wandb command is installed with the wandb package"
-    inspected = subprocess.run(
-        [wandb_cli, "leet", "inspect", "--summary", "--json", str(runs[0])],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=isolated_env,
-    )
-    assert inspected.returncode == 0, inspected.stderr
-    run = json.loads(inspected.stdout)
+    run = inspect_wandb_run(runs[0], isolated_env)
     assert run["state"] == "finished" and sorted(run["tags"]) == ["ci", "smoke"]
     config, summary = run["config"], run["summary"]
     assert config["model.net.units"] == 350 and config["model.optimizer.lr"] == 0.001

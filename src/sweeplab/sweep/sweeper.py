@@ -13,6 +13,7 @@ import logging
 import math
 import os
 import socket
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -127,6 +128,14 @@ class StudyRunner(OptunaSweeperImpl):
     # -- the sweep -----------------------------------------------------------------------
 
     def sweep(self, arguments: list[str]) -> None:
+        try:
+            self._sweep(arguments)
+        except SweeplabError as e:  # one paragraph for the user, not Hydra's traceback
+            log.error("%s", e)
+            print(f"\nError: {e}", file=sys.stderr)
+            raise SystemExit(1) from None
+
+    def _sweep(self, arguments: list[str]) -> None:
         self._process_searchspace_config()
         distributions, fixed_params, fixed_overrides = create_params_from_overrides(
             [*self._parse_sweeper_params_config(), *arguments]
@@ -220,16 +229,26 @@ def tell(study: optuna.Study, trial: optuna.Trial, job: JobReturn) -> str | None
     else:
         exception = job._return_value
         if isinstance(exception, optuna.TrialPruned):
-            study.tell(trial, state=TrialState.PRUNED)
+            _tell(study, trial, state=TrialState.PRUNED)
             return None
         error = f"{type(exception).__name__}: {exception}"
     if error is None:
-        study.tell(trial, values=[value])
+        _tell(study, trial, values=[value])
         return None
     study._storage.set_trial_user_attr(trial._trial_id, ERROR_ATTR, error)
-    study.tell(trial, state=TrialState.FAIL)
+    _tell(study, trial, state=TrialState.FAIL)
     log.warning("Trial %d failed: %s", trial.number, error)
     return error
+
+
+def _tell(study: optuna.Study, trial: optuna.Trial, **outcome: Any) -> None:
+    try:
+        study.tell(trial, **outcome)
+    except RuntimeError as e:
+        # The grid sampler calls study.stop() once the grid is done, which only works inside
+        # study.optimize(); the trial is recorded by then, and n_trials ends the sweep anyway.
+        if "Study.stop" not in str(e):
+            raise
 
 
 def _as_float(value: Any) -> float | None:
