@@ -17,6 +17,8 @@ from tests.conftest import ROOT
 
 CONFIGS = ROOT / "configs"
 GROUPS = [
+    "objective",
+    "hparams_search",
     "data",
     "model",
     "model/optimizer",
@@ -58,6 +60,46 @@ def test_every_group_has_options() -> None:
 def test_every_option_composes(override: str) -> None:
     cfg = compose_train(override)
     assert cfg.model.net._target_.startswith("sweeplab.models.")
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        f"hydra/sweeper/{group}={option}"
+        for group in ("sampler", "pruner")
+        for option in _options(f"hydra/sweeper/{group}")
+    ],
+)
+def test_sweeper_options_compose_and_instantiate(override: str) -> None:
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(CONFIGS)):
+        cfg = compose(
+            "train", overrides=["hparams_search=cnn_optuna", override], return_hydra_config=True
+        )
+    sweeper = cfg.hydra.sweeper
+    assert sweeper._target_ == "sweeplab.sweep.sweeper.SweeplabOptunaSweeper"
+    assert sweeper.storage.endswith("/sweeps/cnn_optuna/optuna.db")
+    for node in (sweeper.sampler, sweeper.pruner):
+        if node:
+            assert hydra.utils.instantiate(
+                node, _execution_whitelist_=TRUSTED_TARGETS + ["optuna.samplers.*"]
+            )
+
+
+def test_search_objective_switches_with_one_override() -> None:
+    loss = compose_train("hparams_search=mlp_optuna")
+    assert (loss.monitor, loss.monitor_mode, loss.optimized_metric) == (
+        "val/loss",
+        "min",
+        "val/loss_best",
+    )
+    acc = compose_train("hparams_search=mlp_optuna", "objective=val_acc")
+    assert (acc.monitor, acc.monitor_mode, acc.optimized_metric) == (
+        "val/acc",
+        "max",
+        "val/acc_best",
+    )
+    assert loss.test is False and loss.job_type == "trial" and loss.group == "mlp_optuna"
 
 
 def test_eval_config_composes() -> None:

@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+
+from sweeplab import record
+from sweeplab.errors import ConfigError
+from sweeplab.seeds import comparison_table, summarise
+from sweeplab.sweep import report
+from sweeplab.sweep.best import expand_best_of, load_best
+from sweeplab.sweep.progress import format_duration
+
+
+@pytest.fixture
+def sweep_dir(tmp_path: Path) -> Path:
+    """A finished study written to disk the way the sweeper leaves it."""
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    study = optuna.create_study(study_name="demo", storage=storage)
+    study.set_user_attr(report.BASE_OVERRIDES_ATTR, ["model=mlp"])
+    for value, units in ((0.5, 100), (0.3, 200), (float("nan"), 300)):
+        trial = study.ask()
+        trial.suggest_int("model.net.units", 50, 350, step=50)
+        trial.set_user_attr(
+            report.OVERRIDES_ATTR, [f"model.net.units={units}", "model.net.hidden_units=[50]"]
+        )
+        if value != value:  # NaN: a failed trial with its error
+            trial.set_user_attr(report.ERROR_ATTR, "TrainingDiverged: boom")
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        else:
+            trial.report(value, 0)
+            study.tell(trial, value)
+    report.write_all(study, tmp_path)
+    return tmp_path
+
+
+def test_results_files(sweep_dir: Path) -> None:
+    text = (sweep_dir / report.REPORT_FILE).read_text()
+    assert "## Best: trial 1, value 0.3000" in text and "TrainingDiverged: boom" in text
+    rows = (sweep_dir / report.TRIALS_FILE).read_text().splitlines()
+    assert rows[0].startswith("number,state,value,epochs,duration_s,model.net.units")
+    assert rows[3].startswith("2,FAIL,,0,")
+
+
+def test_load_best_from_directory_and_storage(sweep_dir: Path) -> None:
+    expected = ["model=mlp", "model.net.units=200", "model.net.hidden_units=[50]"]
+    from_dir = load_best(str(sweep_dir))
+    assert from_dir.overrides == expected and from_dir.number == 1 and from_dir.value == 0.3
+    from_storage = load_best(f"sqlite:///{sweep_dir / 'optuna.db'}")
+    assert from_storage.overrides == expected
+    assert from_dir.command_line() == "model=mlp model.net.units=200 'model.net.hidden_units=[50]'"
+
+
+def test_load_best_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="is not a sweep directory"):
+        load_best(str(tmp_path))
+
+
+def test_expand_best_of_lets_the_user_win(sweep_dir: Path) -> None:
+    argv = [f"best_of={sweep_dir}", "model.net.units=64", "trainer.max_epochs=50"]
+    assert expand_best_of(argv) == [
+        argv[0],
+        "name=demo_best",
+        "model=mlp",
+        "model.net.hidden_units=[50]",
+        "model.net.units=64",
+        "trainer.max_epochs=50",
+    ]
+    assert expand_best_of(["seed=1"]) == ["seed=1"]
+
+
+def test_seed_summary_and_comparison(tmp_path: Path) -> None:
+    runs = [
+        {
+            "metrics": {"test/acc": acc, "val/acc_best": acc + 0.01},
+            "seed": seed,
+            "optimized_metric": "val/acc_best",
+            "duration_s": 10.0,
+        }
+        for seed, acc in ((1, 0.90), (2, 0.92))
+    ]
+    summary = summarise("tuned", runs)
+    assert summary["metrics"]["test/acc"]["mean"] == pytest.approx(0.91)
+    assert summary["metrics"]["test/acc"]["std"] == pytest.approx(0.0141421, rel=1e-4)
+    single = tmp_path / "baseline" / "run"
+    single.mkdir(parents=True)
+    record.write(single, runs[0])
+    table = comparison_table([single])
+    assert "| baseline | 1 | 0.9000 ± 0.0000 | 0.9100 ± 0.0000 | 10 s |" in table
+
+
+def test_format_duration() -> None:
+    assert format_duration(65) == "1m05s" and format_duration(3725) == "1h02m05s"
