@@ -35,3 +35,31 @@ def test_one_epoch_baseline_on_real_data(
     with (REAL_DATA / "SHA256SUMS").open() as f:
         official = dict(reversed(line.split()) for line in f if line.strip())
     assert saved["data_sha256"] == {name: official[name] for name in saved["data_sha256"]}
+
+
+def test_issue_sweep_command_on_real_data(tmp_path: Path, isolated_env: dict[str, str]) -> None:
+    result = run_entry(
+        "train.py",
+        "-m",
+        "hparams_search=mlp_optuna",
+        "hydra.sweeper.n_trials=3",
+        "trainer.max_epochs=1",
+        "data.train_subset=3000",
+        "logger=csv",
+        f"data.data_dir={REAL_DATA}",
+        "callbacks.rich_progress_bar=null",
+        env=isolated_env,
+        log_dir=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    sweep_dir = tmp_path / "sweeps" / "mlp_optuna"
+    rows = (sweep_dir / "trials.csv").read_text().splitlines()
+    assert [row.split(",")[1] for row in rows[1:]] == ["COMPLETE"] * 3
+    for name in (
+        "optimization_results.yaml",
+        "report.md",
+        "optimization_history.png",
+        "param_importances.png",
+        "parallel_coordinates.png",
+    ):
+        assert (sweep_dir / name).is_file(), name

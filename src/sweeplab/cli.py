@@ -28,8 +28,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "best":
             found = load_best(args.source, args.study)
-            print(f"# {found.study_name}: trial {found.number}, value {found.value:.6g}",
-                  file=sys.stderr)  # fmt: skip
+            print(
+                f"# {found.study_name}: trial {found.number}, value {found.value:.6g}",
+                file=sys.stderr,
+            )
             print(found.command_line())
         else:
             print(comparison_table(args.run_dirs))

@@ -65,6 +65,10 @@ class LayerSpace:
             },
         )
 
+    def owns(self, param_name: str) -> bool:
+        """Whether a trial parameter is this space's layer count or a per-layer value."""
+        return param_name == self.count_name or param_name.split("[", 1)[0] in self.params
+
     def suggest(self, trial: optuna.Trial) -> dict[str, list[Any]]:
         """Sample the layer count, then each existing layer's parameters; return the lists."""
         count = int(trial._suggest(self.count_name, self.count))

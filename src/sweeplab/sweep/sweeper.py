@@ -111,13 +111,11 @@ class StudyRunner(OptunaSweeperImpl):
             layer_lists = self.layers.suggest(trial) if self.layers else {}
             if self.custom_search_space_extender:
                 self.custom_search_space_extender(self.config, trial)
-            layer_params = {self.layers.count_name} if self.layers else set()
-            layer_params |= {f"{key}[{i}]" for key, values in layer_lists.items()
-                             for i in range(len(values))}  # fmt: skip
+            # Per-layer parameters reach the run as lists; every other one as itself.
             sampled = [
                 format_override(name, value)
                 for name, value in trial.params.items()
-                if name not in layer_params
+                if not (self.layers and self.layers.owns(name))
             ]
             sampled += [format_override(key, values) for key, values in layer_lists.items()]
             trial.set_user_attr(OVERRIDES_ATTR, sampled)
@@ -157,9 +155,13 @@ class StudyRunner(OptunaSweeperImpl):
         requeue_orphaned_trials(study)
         log.info(
             "Study %s in %s: %d of %d trials finished; sampler %s, pruner %s",
-            study.study_name, self.storage, _count_finished(study), self.n_trials,
-            type(self.sampler).__name__, type(self.pruner).__name__ if self.pruner else "none",
-        )  # fmt: skip
+            study.study_name,
+            self.storage,
+            _count_finished(study),
+            self.n_trials,
+            type(self.sampler).__name__,
+            type(self.pruner).__name__ if self.pruner else "none",
+        )
         progress = SweepProgress(study, self.n_trials)
         failures: list[str] = []
         try:
@@ -197,7 +199,7 @@ class StudyRunner(OptunaSweeperImpl):
         grid = {name: self._to_grid_sampler_choices(d) for name, d in distributions.items()}
         self.sampler = self.sampler(grid)
         self.n_trials = min(self.n_trials, math.prod(len(v) for v in grid.values()))
-        log.info("Grid of %d points: n_trials=%d", self.n_trials, self.n_trials)
+        log.info("Grid sampler: n_trials=%d (at most the grid's size)", self.n_trials)
 
     def _base_overrides(self) -> list[str]:
         # The model group that the sampled overrides apply to, for retraining the best trial.
