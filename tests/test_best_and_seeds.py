@@ -92,3 +92,19 @@ def test_seed_summary_and_comparison(tmp_path: Path) -> None:
 
 def test_format_duration() -> None:
     assert format_duration(65) == "1m05s" and format_duration(3725) == "1h02m05s"
+
+
+def test_a_repeated_configuration_reuses_the_earlier_value(tmp_path: Path) -> None:
+    from sweeplab.sweep.sweeper import reuse_twin
+
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'db'}")
+    for units in (50, 50, 75):
+        study.enqueue_trial({"units": units})
+    first, repeat, other = (study.ask() for _ in range(3))
+    for trial in (first, repeat, other):
+        trial.suggest_int("units", 50, 100, step=25)
+    study.tell(first, 0.25)
+    assert reuse_twin(study, repeat) and not reuse_twin(study, other)
+    stored = study.trials[repeat.number]
+    assert stored.value == 0.25 and stored.user_attrs[report.DUPLICATE_ATTR] == first.number
+    assert study.trials[other.number].state == optuna.trial.TrialState.RUNNING

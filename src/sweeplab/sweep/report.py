@@ -23,6 +23,7 @@ REPORT_FILE = "report.md"
 OVERRIDES_ATTR = "overrides"  # trial: the overrides that reproduce its sampled configuration
 BASE_OVERRIDES_ATTR = "base_overrides"  # study: what the trials' overrides apply to
 ERROR_ATTR = "error"
+DUPLICATE_ATTR = "duplicate_of"  # trial: the earlier trial with the same parameters
 
 
 def best_trial(study: optuna.Study) -> FrozenTrial | None:
@@ -88,11 +89,14 @@ def write_trials_csv(trials: list[FrozenTrial], path: Path) -> None:
     params = _param_names(trials)
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["number", "state", "value", "epochs", "duration_s", *params, "error"])
+        writer.writerow(
+            ["number", "state", "value", "epochs", "duration_s", *params, "error", "duplicate_of"]
+        )
         for t in trials:
             row = [t.number, t.state.name, t.value, len(t.intermediate_values), _duration(t)]
             row += [t.params.get(name, "") for name in params]  # "" = inactive parameter
-            writer.writerow([*row, t.user_attrs.get(ERROR_ATTR, "")])
+            notes = [t.user_attrs.get(ERROR_ATTR, ""), t.user_attrs.get(DUPLICATE_ATTR, "")]
+            writer.writerow([*row, *notes])
 
 
 def write_plots(study: optuna.Study, sweep_dir: Path) -> list[str]:

@@ -33,7 +33,12 @@ from optuna.trial import TrialState
 from sweeplab.errors import ConfigError, SweeplabError
 from sweeplab.sweep import report
 from sweeplab.sweep.progress import SweepProgress
-from sweeplab.sweep.report import BASE_OVERRIDES_ATTR, ERROR_ATTR, OVERRIDES_ATTR
+from sweeplab.sweep.report import (
+    BASE_OVERRIDES_ATTR,
+    DUPLICATE_ATTR,
+    ERROR_ATTR,
+    OVERRIDES_ATTR,
+)
 from sweeplab.sweep.spaces import LayerSpace, format_override
 
 log = logging.getLogger(__name__)
@@ -174,8 +179,18 @@ class StudyRunner(OptunaSweeperImpl):
                 overrides = self._configure_trials(
                     trials, distributions, fixed_params, fixed_overrides
                 )
-                returns = self.launcher.launch(overrides, initial_job_idx=trials[0].number)
-                for trial, job in zip(trials, returns, strict=True):
+                to_run = []
+                for trial, trial_overrides in zip(trials, overrides, strict=True):
+                    if self.config.get("seed") is not None and reuse_twin(study, trial):
+                        progress.trial_finished(trial.number)
+                    else:
+                        to_run.append((trial, trial_overrides))
+                if not to_run:
+                    continue
+                returns = self.launcher.launch(
+                    [o for _, o in to_run], initial_job_idx=to_run[0][0].number
+                )
+                for (trial, _), job in zip(to_run, returns, strict=True):
                     error = tell(study, trial, job)
                     if error is not None:
                         failures.append(f"trial {trial.number}: {error}")
@@ -241,6 +256,23 @@ def tell(study: optuna.Study, trial: optuna.Trial, job: JobReturn) -> str | None
     _tell(study, trial, state=TrialState.FAIL)
     log.warning("Trial %d failed: %s", trial.number, error)
     return error
+
+
+def reuse_twin(study: optuna.Study, trial: optuna.Trial) -> bool:
+    """Complete ``trial`` with the value of an earlier complete trial with the same
+    parameters, if there is one, instead of training it again.
+
+    Samplers of discrete spaces propose repeats once they converge; with a fixed seed a
+    repeat would train to the same result, so it costs no compute here.
+    """
+    params = study._storage.get_trial(trial._trial_id).params
+    for twin in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        if twin.params == params:
+            study._storage.set_trial_user_attr(trial._trial_id, DUPLICATE_ATTR, twin.number)
+            _tell(study, trial, values=[twin.value])
+            log.info("Trial %d repeats trial %d: its value is reused", trial.number, twin.number)
+            return True
+    return False
 
 
 def _tell(study: optuna.Study, trial: optuna.Trial, **outcome: Any) -> None:
