@@ -157,6 +157,8 @@ class StudyRunner(OptunaSweeperImpl):
             load_if_exists=True,
         )
         study.set_user_attr(BASE_OVERRIDES_ATTR, self._base_overrides())
+        if study.trials:  # resuming: a seeded sampler would replay the first run's proposals
+            study.sampler.reseed_rng()
         requeue_orphaned_trials(study)
         log.info(
             "Study %s in %s: %d of %d trials finished; sampler %s, pruner %s",
