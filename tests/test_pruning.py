@@ -31,6 +31,7 @@ def test_reports_through_storage_and_prunes(tmp_path: Path) -> None:
 
     callback = OptunaPruning("s", storage, "val/loss", trial_number=bad.number, pruner=pruner)
     callback.setup(None, None, "fit")
+    callback.on_validation_end(_trainer(0, 2.0, max_epochs=1), None)  # last epoch: complete
     with pytest.raises(TrialPruned, match=f"Trial {bad.number} pruned after epoch 1"):
         callback.on_validation_end(_trainer(0, 2.0), None)
     stored = optuna.load_study(study_name="s", storage=storage).trials[bad.number]

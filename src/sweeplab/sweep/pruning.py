@@ -63,7 +63,10 @@ class OptunaPruning(pl.Callback):
             return  # divergence is the training's own error, not a pruning decision
         epoch = trainer.current_epoch
         self._trial.report(float(value), step=epoch)
-        if self._trial.should_prune():
+        last_epoch = trainer.max_epochs is not None and epoch + 1 >= trainer.max_epochs
+        # A trial that has run all its epochs is complete: pruning it then saves nothing and
+        # would hide its result from the sampler.
+        if not last_epoch and self._trial.should_prune():
             message = (
                 f"Trial {self.trial_number} pruned after epoch {epoch + 1}: "
                 f"{self.monitor}={float(value):.4f}"
