@@ -10,10 +10,11 @@ import torch
 from sweeplab.sweep.pruning import OptunaPruning, TrialPruned
 
 
-def _trainer(epoch: int, value: float) -> SimpleNamespace:
+def _trainer(epoch: int, value: float, max_epochs: int = 10) -> SimpleNamespace:
     return SimpleNamespace(
         sanity_checking=False,
         current_epoch=epoch,
+        max_epochs=max_epochs,
         callback_metrics={"val/loss": torch.tensor(value)},
     )
 
