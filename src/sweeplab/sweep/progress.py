@@ -11,6 +11,13 @@ from optuna.trial import TrialState
 
 log = logging.getLogger(__name__)
 
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)  # what counts towards n_trials
+
+
+def count_finished(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=FINISHED))
+
+
 STATE_WORDS = {
     TrialState.COMPLETE: "complete",
     TrialState.PRUNED: "pruned",
@@ -33,17 +40,12 @@ class SweepProgress:
         self.study = study
         self.n_trials = n_trials
         self.started = time.monotonic()
-        self.finished_at_start = self._finished()
         self.attempts = 0
-
-    def _finished(self) -> int:
-        states = (TrialState.COMPLETE, TrialState.PRUNED)
-        return len(self.study.get_trials(deepcopy=False, states=states))
 
     def trial_finished(self, number: int) -> str:
         self.attempts += 1
         trial = self.study.get_trials(deepcopy=False)[number]
-        finished = self._finished()
+        finished = count_finished(self.study)
         elapsed = time.monotonic() - self.started
         per_trial = elapsed / self.attempts
         left = max(self.n_trials - finished, 0) * per_trial

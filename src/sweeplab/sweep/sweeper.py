@@ -32,7 +32,7 @@ from optuna.trial import TrialState
 
 from sweeplab.errors import ConfigError, SweeplabError
 from sweeplab.sweep import report
-from sweeplab.sweep.progress import SweepProgress
+from sweeplab.sweep.progress import SweepProgress, count_finished
 from sweeplab.sweep.report import (
     BASE_OVERRIDES_ATTR,
     DUPLICATE_ATTR,
@@ -44,7 +44,6 @@ from sweeplab.sweep.spaces import LayerSpace, format_override
 log = logging.getLogger(__name__)
 
 WORKER_ATTR = "sweeplab:worker"  # host:pid of the sweep process that launched a trial
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 # the sweep's direction may follow monitor_mode (min/max)
 OPTUNA_DIRECTIONS = {"min": "minimize", "max": "maximize"}
 
@@ -164,7 +163,7 @@ class StudyRunner(OptunaSweeperImpl):
             "Study %s in %s: %d of %d trials finished; sampler %s, pruner %s",
             study.study_name,
             self.storage,
-            _count_finished(study),
+            count_finished(study),
             self.n_trials,
             type(self.sampler).__name__,
             type(self.pruner).__name__ if self.pruner else "none",
@@ -172,7 +171,7 @@ class StudyRunner(OptunaSweeperImpl):
         progress = SweepProgress(study, self.n_trials)
         failures: list[str] = []
         try:
-            while (to_go := self.n_trials - _count_finished(study)) > 0:
+            while (to_go := self.n_trials - count_finished(study)) > 0:
                 trials = [study.ask() for _ in range(min(self.n_jobs, to_go))]
                 for trial in trials:
                     study._storage.set_trial_system_attr(
@@ -292,10 +291,6 @@ def _as_float(value: Any) -> float | None:
         return float(value)
     except (TypeError, ValueError):
         return None
-
-
-def _count_finished(study: optuna.Study) -> int:
-    return len(study.get_trials(deepcopy=False, states=FINISHED))
 
 
 def requeue_orphaned_trials(study: optuna.Study) -> list[int]:
