@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.idx_files import write_fashion_mnist
+from tests.services import postgres, slurm  # noqa: F401  (fixtures: real servers)
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL_DATA = ROOT.parent / "shared" / "fashion-mnist"

@@ -9,6 +9,7 @@ from sweeplab import record
 from sweeplab.errors import ConfigError
 from sweeplab.seeds import comparison_table, summarise
 from sweeplab.sweep import report
+from sweeplab.sweep import study as stored
 from sweeplab.sweep.best import expand_best_of, load_best
 from sweeplab.sweep.progress import format_duration
 
@@ -18,15 +19,15 @@ def sweep_dir(tmp_path: Path) -> Path:
     """A finished study written to disk the way the sweeper leaves it."""
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
     study = optuna.create_study(study_name="demo", storage=storage)
-    study.set_user_attr(report.BASE_OVERRIDES_ATTR, ["model=mlp"])
+    study.set_user_attr(stored.BASE_OVERRIDES, ["model=mlp"])
     for value, units in ((0.5, 100), (0.3, 200), (float("nan"), 300)):
         trial = study.ask()
         trial.suggest_int("model.net.units", 50, 350, step=50)
         trial.set_user_attr(
-            report.OVERRIDES_ATTR, [f"model.net.units={units}", "model.net.hidden_units=[50]"]
+            stored.OVERRIDES, [f"model.net.units={units}", "model.net.hidden_units=[50]"]
         )
         if value != value:  # NaN: a failed trial with its error
-            trial.set_user_attr(report.ERROR_ATTR, "TrainingDiverged: boom")
+            trial.set_user_attr(stored.ERROR, "TrainingDiverged: boom")
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
         else:
             trial.report(value, 0)
@@ -95,8 +96,6 @@ def test_format_duration() -> None:
 
 
 def test_a_repeated_configuration_reuses_the_earlier_value(tmp_path: Path) -> None:
-    from sweeplab.sweep.sweeper import reuse_twin
-
     study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'db'}")
     for units in (50, 50, 75):
         study.enqueue_trial({"units": units})
@@ -104,7 +103,7 @@ def test_a_repeated_configuration_reuses_the_earlier_value(tmp_path: Path) -> No
     for trial in (first, repeat, other):
         trial.suggest_int("units", 50, 100, step=25)
     study.tell(first, 0.25)
-    assert reuse_twin(study, repeat) and not reuse_twin(study, other)
-    stored = study.trials[repeat.number]
-    assert stored.value == 0.25 and stored.user_attrs[report.DUPLICATE_ATTR] == first.number
+    assert stored.reuse_twin(study, repeat) and not stored.reuse_twin(study, other)
+    reused = study.trials[repeat.number]
+    assert reused.value == 0.25 and reused.user_attrs[stored.DUPLICATE_OF] == first.number
     assert study.trials[other.number].state == optuna.trial.TrialState.RUNNING

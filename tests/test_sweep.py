@@ -16,6 +16,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from sweeplab.sweep import study as stored
 from tests.conftest import ROOT, inspect_wandb_run, run_entry, sweeplab_cli
 
 QUICK = ("data.val_size=100", "callbacks.rich_progress_bar=null", "hydra.sweeper.sampler.seed=0")
@@ -152,6 +153,8 @@ def test_killed_sweep_resumes_without_losing_or_duplicating(
         "hydra.sweeper.n_trials=3",
         "trainer.max_epochs=25",
         "logger=none",
+        "hydra.sweeper.heartbeat.interval=1",
+        "hydra.sweeper.heartbeat.grace_period=3",
     ]
     sweep_dir = tmp_path / "sweeps" / "mlp_optuna"
     process = subprocess.Popen(
@@ -186,8 +189,8 @@ def test_killed_sweep_resumes_without_losing_or_duplicating(
         TrialState.FAIL,
         TrialState.COMPLETE,
     ]
-    assert "died" in trials[2].user_attrs["error"]
-    assert trials[3].params == trials[2].params and trials[3].user_attrs["retry_of"] == 2
+    assert stored.error_of(trials[2]) == stored.LOST_WORKER  # failed by Optuna's heartbeat check
+    assert trials[3].params == trials[2].params and stored.retry_of(trials[3]) == 2
     assert [t.params for t in trials[:2]] == [t.params for t in killed.trials[:2]]
 
 

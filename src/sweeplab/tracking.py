@@ -15,6 +15,8 @@ from urllib.parse import urlparse
 
 from pytorch_lightning.loggers import WandbLogger
 
+from sweeplab.redaction import redact
+
 log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://api.wandb.ai"
@@ -73,8 +75,8 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         name = f"{prefix}{key}"
         if isinstance(value, Mapping):
             flat.update(flatten(value, f"{name}."))
-        else:
-            flat[name] = value
+        else:  # a storage URL's password never reaches W&B
+            flat[name] = redact(value) if isinstance(value, str) else value
     return flat
 
 

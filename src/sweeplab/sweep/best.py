@@ -14,7 +14,10 @@ import optuna
 from omegaconf import OmegaConf
 
 from sweeplab.errors import ConfigError
-from sweeplab.sweep.report import BASE_OVERRIDES_ATTR, OVERRIDES_ATTR, RESULTS_FILE
+from sweeplab.redaction import redact
+from sweeplab.sweep import study as stored
+from sweeplab.sweep.report import RESULTS_FILE
+from sweeplab.sweep.storage import is_journal, open_storage
 
 BEST_OF = "best_of="
 
@@ -33,7 +36,7 @@ class BestTrial:
 def load_best(source: str, study_name: str | None = None) -> BestTrial:
     """The best trial of a sweep directory (its ``optimization_results.yaml``) or of a study
     in an Optuna storage URL (``study_name`` may be left out when the storage holds one)."""
-    if "://" in source:
+    if "://" in source or is_journal(source):
         return _from_storage(source, study_name)
     results_path = Path(source).expanduser() / RESULTS_FILE
     if not results_path.is_file():
@@ -57,15 +60,16 @@ def load_best(source: str, study_name: str | None = None) -> BestTrial:
 
 
 def _from_storage(storage: str, study_name: str | None) -> BestTrial:
+    opened = open_storage(storage)
     if study_name is None:
-        names = optuna.get_all_study_names(storage)
+        names = optuna.get_all_study_names(opened)
         if len(names) != 1:
             raise ConfigError(
-                f"The storage {storage} holds {len(names)} studies ({', '.join(names)}): "
+                f"The storage {redact(storage)} holds {len(names)} studies ({', '.join(names)}): "
                 "name one with --study NAME."
             )
         study_name = names[0]
-    study = optuna.load_study(study_name=study_name, storage=storage)
+    study = optuna.load_study(study_name=study_name, storage=opened)
     try:
         best = study.best_trial
     except ValueError:
@@ -73,8 +77,8 @@ def _from_storage(storage: str, study_name: str | None) -> BestTrial:
             f"Study {study_name} has no complete trial yet, so no best configuration."
         ) from None
     overrides = [
-        *study.user_attrs.get(BASE_OVERRIDES_ATTR, []),
-        *best.user_attrs.get(OVERRIDES_ATTR, []),
+        *study.user_attrs.get(stored.BASE_OVERRIDES, []),
+        *best.user_attrs.get(stored.OVERRIDES, []),
     ]
     return BestTrial(study_name, best.number, float(best.value), overrides)
 

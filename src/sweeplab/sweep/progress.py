@@ -1,4 +1,8 @@
-"""One console line per finished trial: state, objective, best so far, time spent and left."""
+"""One console line per finished trial: state, objective, best so far, time spent and left.
+
+Everything is read from the study, so the lines are the same whichever worker (or the process
+that watches SLURM jobs) prints them, and the pace counts every worker's trials.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +11,11 @@ import math
 import time
 
 import optuna
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
+
+from sweeplab.sweep import study as stored
 
 log = logging.getLogger(__name__)
-
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)  # what counts towards n_trials
-
-
-def count_finished(study: optuna.Study) -> int:
-    return len(study.get_trials(deepcopy=False, states=FINISHED))
-
 
 STATE_WORDS = {
     TrialState.COMPLETE: "complete",
@@ -33,22 +32,42 @@ def format_duration(seconds: float) -> str:
 
 
 class SweepProgress:
-    """Logs progress towards ``n_trials`` finished trials; the estimate of the time left
-    extrapolates the pace of the trials finished since this sweep process started."""
+    """Logs progress towards ``n_trials`` finished trials; the time left extrapolates the pace
+    of the trials finished (by any worker) since this process started watching."""
 
     def __init__(self, study: optuna.Study, n_trials: int) -> None:
         self.study = study
         self.n_trials = n_trials
         self.started = time.monotonic()
-        self.attempts = 0
+        self.finished_at_start = stored.count_finished(study)
+        self.reported = {t.number for t in self._ended()}
 
     def trial_finished(self, number: int) -> str:
-        self.attempts += 1
-        trial = self.study.get_trials(deepcopy=False)[number]
-        finished = count_finished(self.study)
+        """Log the line of trial ``number``, which has just ended."""
+        self.reported.add(number)
+        line = self.line(self.study.get_trials(deepcopy=False)[number])
+        log.info(line)
+        return line
+
+    def poll(self) -> list[str]:
+        """Log a line for every trial that ended since the last call (any worker's)."""
+        new = [t.number for t in self._ended() if t.number not in self.reported]
+        return [self.trial_finished(number) for number in new]
+
+    def line(self, trial: FrozenTrial) -> str:
+        # finished as of this trial's end, so lines printed late (by a watcher) still count up
+        finished = sum(
+            1
+            for t in self.study.get_trials(deepcopy=False, states=stored.FINISHED)
+            if t.datetime_complete <= trial.datetime_complete
+        )
         elapsed = time.monotonic() - self.started
-        per_trial = elapsed / self.attempts
-        left = max(self.n_trials - finished, 0) * per_trial
+        done_here = finished - self.finished_at_start
+        left = (
+            f"~{format_duration(max(self.n_trials - finished, 0) * elapsed / done_here)}"
+            if done_here > 0
+            else "?"
+        )
         value = (
             "-" if trial.value is None or not math.isfinite(trial.value) else f"{trial.value:.4f}"
         )
@@ -58,10 +77,15 @@ class SweepProgress:
         except (ValueError, RuntimeError):  # no complete trial yet, or several objectives
             best_text = "best -"
         state = STATE_WORDS.get(trial.state, trial.state.name.lower())
-        line = (
-            f"Trial {number} {state}: value {value} | {best_text} | "
+        return (
+            f"Trial {trial.number} {state}: value {value} | {best_text} | "
             f"{finished}/{self.n_trials} finished | elapsed {format_duration(elapsed)} | "
-            f"left ~{format_duration(left)}"
+            f"left {left}"
         )
-        log.info(line)
-        return line
+
+    def _ended(self) -> list[FrozenTrial]:
+        return [
+            t
+            for t in self.study.get_trials(deepcopy=False)
+            if t.state.is_finished() and not t.user_attrs.get(stored.SURPLUS)
+        ]

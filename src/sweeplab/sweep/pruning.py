@@ -13,6 +13,9 @@ from typing import Any
 import optuna
 import pytorch_lightning as pl
 
+from sweeplab.sweep.compat import trial_by_number
+from sweeplab.sweep.storage import open_storage
+
 log = logging.getLogger(__name__)
 
 
@@ -48,12 +51,9 @@ class OptunaPruning(pl.Callback):
         if self.trial_number is None or stage != "fit":
             return
         study = optuna.load_study(
-            study_name=self.study_name, storage=self.storage, pruner=self.pruner
+            study_name=self.study_name, storage=open_storage(self.storage), pruner=self.pruner
         )
-        trial_id = study._storage.get_trial_id_from_study_id_trial_number(
-            study._study_id, self.trial_number
-        )
-        self._trial = optuna.Trial(study, trial_id)
+        self._trial = trial_by_number(study, self.trial_number)
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._trial is None or trainer.sanity_checking:

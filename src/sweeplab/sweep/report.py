@@ -7,7 +7,9 @@ from __future__ import annotations
 import csv
 import logging
 import math
+import os
 import warnings
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -15,15 +17,13 @@ import optuna
 from omegaconf import OmegaConf
 from optuna.trial import FrozenTrial, TrialState
 
+from sweeplab.sweep import study as stored
+
 log = logging.getLogger(__name__)
 
 RESULTS_FILE = "optimization_results.yaml"
 TRIALS_FILE = "trials.csv"
 REPORT_FILE = "report.md"
-OVERRIDES_ATTR = "overrides"  # trial: the overrides that reproduce its sampled configuration
-BASE_OVERRIDES_ATTR = "base_overrides"  # study: what the trials' overrides apply to
-ERROR_ATTR = "error"
-DUPLICATE_ATTR = "duplicate_of"  # trial: the earlier trial with the same parameters
 
 
 def best_trial(study: optuna.Study) -> FrozenTrial | None:
@@ -35,24 +35,36 @@ def best_trial(study: optuna.Study) -> FrozenTrial | None:
 
 def write_all(study: optuna.Study, sweep_dir: Path) -> None:
     """Write every result file; a plot that cannot be drawn is skipped with a warning."""
-    base_overrides = study.user_attrs.get(BASE_OVERRIDES_ATTR, [])
-    trials = study.get_trials(deepcopy=False)
+    base_overrides = study.user_attrs.get(stored.BASE_OVERRIDES, [])
+    # Surplus asks (two workers racing for the last place) were never run: not trials to report.
+    trials = [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get(stored.SURPLUS)]
     best = best_trial(study)
-    write_results(study, best, sweep_dir / RESULTS_FILE, base_overrides)
+    write_results(study, trials, best, sweep_dir / RESULTS_FILE, base_overrides)
     write_trials_csv(trials, sweep_dir / TRIALS_FILE)
     plots = write_plots(study, sweep_dir)
     write_markdown(study, trials, best, sweep_dir / REPORT_FILE, base_overrides, plots)
 
 
 def best_overrides(best: FrozenTrial, base_overrides: list[str]) -> list[str]:
-    return [*base_overrides, *best.user_attrs.get(OVERRIDES_ATTR, [])]
+    return [*base_overrides, *best.user_attrs.get(stored.OVERRIDES, [])]
+
+
+def _replace(path: Path, write: Any) -> None:
+    """Write through a temporary file: a reader (or a killed writer) never sees half a file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    write(tmp)
+    os.replace(tmp, path)
 
 
 def write_results(
-    study: optuna.Study, best: FrozenTrial | None, path: Path, base_overrides: list[str]
+    study: optuna.Study,
+    trials: list[FrozenTrial],
+    best: FrozenTrial | None,
+    path: Path,
+    base_overrides: list[str],
 ) -> None:
     counts = {state.name.lower(): 0 for state in TrialState}
-    for trial in study.get_trials(deepcopy=False):
+    for trial in trials:
         counts[trial.state.name.lower()] += 1
     results: dict[str, Any] = {
         "name": "optuna",
@@ -60,7 +72,7 @@ def write_results(
         "direction": study.direction.name.lower(),
         "trials": counts,
         # validation epochs run by all trials together: what pruning saves
-        "epochs_total": sum(len(t.intermediate_values) for t in study.get_trials(deepcopy=False)),
+        "epochs_total": sum(len(t.intermediate_values) for t in trials),
     }
     if best is not None:
         results |= {
@@ -69,7 +81,7 @@ def write_results(
             "best_params": best.params,
             "best_overrides": best_overrides(best, base_overrides),
         }
-    OmegaConf.save(OmegaConf.create(results), path)
+    _replace(path, lambda tmp: OmegaConf.save(OmegaConf.create(results), tmp))
 
 
 def _duration(trial: FrozenTrial) -> float | None:
@@ -87,16 +99,22 @@ def _param_names(trials: list[FrozenTrial]) -> list[str]:
 
 def write_trials_csv(trials: list[FrozenTrial], path: Path) -> None:
     params = _param_names(trials)
-    with path.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(
-            ["number", "state", "value", "epochs", "duration_s", *params, "error", "duplicate_of"]
-        )
-        for t in trials:
-            row = [t.number, t.state.name, t.value, len(t.intermediate_values), _duration(t)]
-            row += [t.params.get(name, "") for name in params]  # "" = inactive parameter
-            notes = [t.user_attrs.get(ERROR_ATTR, ""), t.user_attrs.get(DUPLICATE_ATTR, "")]
-            writer.writerow([*row, *notes])
+    header = ["number", "state", "value", "epochs", "duration_s", *params]
+    header += ["error", "duplicate_of", "retry_of", "worker"]
+
+    def write(tmp: Path) -> None:
+        with tmp.open("w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(header)
+            for t in trials:
+                row = [t.number, t.state.name, t.value, len(t.intermediate_values), _duration(t)]
+                row += [t.params.get(name, "") for name in params]  # "" = inactive parameter
+                row += [stored.error_of(t) or "", t.user_attrs.get(stored.DUPLICATE_OF, "")]
+                retry = stored.retry_of(t)
+                row += ["" if retry is None else retry, t.user_attrs.get(stored.WORKER, "")]
+                writer.writerow(row)
+
+    _replace(path, write)
 
 
 def write_plots(study: optuna.Study, sweep_dir: Path) -> list[str]:
@@ -122,7 +140,7 @@ def write_plots(study: optuna.Study, sweep_dir: Path) -> list[str]:
             figure = axes.figure if hasattr(axes, "figure") else axes[0].figure
             figure.set_size_inches(10, 6)
             figure.tight_layout()
-            figure.savefig(sweep_dir / name, dpi=100)
+            _replace(sweep_dir / name, partial(figure.savefig, dpi=100, format="png"))
             plt.close(figure)
             written.append(name)
         except Exception as e:  # a plot is a convenience: never lose the sweep over it
@@ -180,10 +198,10 @@ def write_markdown(
         row = [t.number, t.state.name.lower(), t.value, len(t.intermediate_values), _duration(t)]
         row += [t.params.get(p) for p in params]
         lines.append("| " + " | ".join(_cell(v) for v in row) + " |")
-    failed = [t for t in trials if t.user_attrs.get(ERROR_ATTR)]
+    failed = [t for t in trials if stored.error_of(t)]
     if failed:
         lines += ["", "## Failures", ""]
-        lines += [f"- trial {t.number}: {t.user_attrs[ERROR_ATTR]}" for t in failed]
+        lines += [f"- trial {t.number}: {stored.error_of(t)}" for t in failed]
     if plots:
         lines += ["", "## Plots", "", *[f"![{p}]({p})" for p in plots]]
-    path.write_text("\n".join(lines) + "\n")
+    _replace(path, lambda tmp: tmp.write_text("\n".join(lines) + "\n"))

@@ -1,37 +1,113 @@
-"""Search spaces: Hydra's sweep syntax turned into Optuna distributions, and per-layer
-parameters that exist only for the layers a trial has."""
+"""Search spaces: Hydra's sweep syntax turned into Optuna distributions, per-layer parameters
+that exist only for the layers a trial has, and the overrides a trial runs with.
+
+Hydra's override parser is public API; the mapping from its sweeps to Optuna distributions is
+ours, so that no private part of the Hydra Optuna plugin is needed to sample.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra_plugins.hydra_optuna_sweeper._impl import create_optuna_distribution_from_override
-from optuna.distributions import BaseDistribution
+from hydra.core.override_parser.types import Override, Transformer
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
 
 from sweeplab.errors import ConfigError
+
+SYNTAX_HINT = (
+    "Use Hydra's sweep syntax: choice(a, b), range(low, stop, step=s), interval(low, high) or "
+    "tag(log, interval(low, high))."
+)
+
+
+def to_distribution(override: Override) -> BaseDistribution | None:
+    """The Optuna distribution of a sweep override; ``None`` for a plain ``key=value``.
+
+    ``choice`` is categorical; ``range`` is an int or stepped float distribution (Hydra's stop
+    is exclusive, Optuna's high inclusive); ``interval`` is uniform, ``tag(log, ...)`` log.
+    """
+    if not override.is_sweep_override():
+        return None
+    if override.is_choice_sweep() or (
+        override.is_range_sweep() and (override.value().shuffle or override.value().transformers)
+    ):
+        return CategoricalDistribution(list(override.sweep_iterator(Transformer.encode)))
+    sweep = override.value()
+    if override.is_range_sweep():
+        values = list(override.sweep_iterator())
+        if not values:
+            raise ValueError("the range is empty")
+        if sweep.step == 0:
+            raise ValueError("a range needs a nonzero step")
+        low, high = min(values), max(values)
+        if all(isinstance(v, int) for v in values):
+            return IntDistribution(low, high, step=abs(int(sweep.step)))
+        step = abs(float(sweep.step))
+        if len(values) > 1 and abs(round((high - low) / step) * step - (high - low)) > 1e-9:
+            return CategoricalDistribution(values)  # not an exact float grid: keep the values
+        return FloatDistribution(float(low), float(high), step=step)
+    if override.is_interval_sweep():
+        log = "log" in sweep.tags
+        if isinstance(sweep.start, int) and isinstance(sweep.end, int):
+            return IntDistribution(sweep.start, sweep.end, log=log)
+        return FloatDistribution(float(sweep.start), float(sweep.end), log=log)
+    raise ValueError(f"{override.input_line} is not a sweep Optuna can sample")
 
 
 def parse_distribution(key: str, expression: str) -> BaseDistribution:
     """``parse_distribution("lr", "choice(0.1, 0.01)")`` -> ``CategoricalDistribution``."""
     try:
         [override] = OverridesParser.create().parse_overrides([f"{key}={expression}"])
-        distribution = create_optuna_distribution_from_override(override)
+        distribution = to_distribution(override)
     except Exception as e:
         raise ConfigError(
-            f"Cannot read the search space of `{key}`: {expression!r} ({e}). Use Hydra's sweep "
-            "syntax: choice(a, b), range(low, stop, step=s), interval(low, high) or "
-            "tag(log, interval(low, high))."
+            f"Cannot read the search space of `{key}`: {expression!r} ({e}). {SYNTAX_HINT}"
         ) from None
-    if not isinstance(distribution, BaseDistribution):
+    if distribution is None:
         raise ConfigError(
             f"`{key}`: {expression!r} is a single value, not a search space: use choice(...), "
             "range(...) or interval(...)."
         )
     return distribution
+
+
+def suggest(trial: optuna.Trial, name: str, distribution: BaseDistribution) -> Any:
+    """Sample ``name`` from ``distribution`` through the trial's public ``suggest_*`` API."""
+    if isinstance(distribution, CategoricalDistribution):
+        return trial.suggest_categorical(name, distribution.choices)
+    if isinstance(distribution, IntDistribution):
+        return trial.suggest_int(
+            name, distribution.low, distribution.high, step=distribution.step, log=distribution.log
+        )
+    if isinstance(distribution, FloatDistribution):
+        return trial.suggest_float(
+            name, distribution.low, distribution.high, step=distribution.step, log=distribution.log
+        )
+    raise TypeError(f"unsupported distribution for {name}: {distribution!r}")
+
+
+def grid_choices(name: str, distribution: BaseDistribution) -> list[Any]:
+    """Every value of a discrete distribution, for the grid sampler."""
+    if isinstance(distribution, CategoricalDistribution):
+        return list(distribution.choices)
+    if isinstance(distribution, IntDistribution) and not distribution.log:
+        return list(range(distribution.low, distribution.high + 1, distribution.step))
+    if isinstance(distribution, FloatDistribution) and distribution.step is not None:
+        count = round((distribution.high - distribution.low) / distribution.step) + 1
+        return [distribution.low + i * distribution.step for i in range(count)]
+    raise ConfigError(
+        f"The grid sampler needs discrete values, but `{name}` is continuous: give it as "
+        "choice(...) or range(...), or use hydra/sweeper/sampler=tpe."
+    )
 
 
 @dataclass(frozen=True)
@@ -71,11 +147,77 @@ class LayerSpace:
 
     def suggest(self, trial: optuna.Trial) -> dict[str, list[Any]]:
         """Sample the layer count, then each existing layer's parameters; return the lists."""
-        count = int(trial._suggest(self.count_name, self.count))
+        count = int(suggest(trial, self.count_name, self.count))
         return {
-            key: [trial._suggest(f"{key}[{i}]", dist) for i in range(count)]
+            key: [suggest(trial, f"{key}[{i}]", dist) for i in range(count)]
             for key, dist in self.params.items()
         }
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """What a trial samples (``params``, ``layers``, a custom extender) and what it runs with
+    unchanged (``fixed``: the sweep's plain overrides, in Hydra's syntax)."""
+
+    params: Mapping[str, BaseDistribution]
+    fixed: list[str] = field(default_factory=list)
+    layers: LayerSpace | None = None
+    extend: Callable[[Any, optuna.Trial], None] | None = None
+
+    @classmethod
+    def from_overrides(
+        cls,
+        overrides: list[str],
+        layers: LayerSpace | None = None,
+        extend: Callable[[Any, optuna.Trial], None] | None = None,
+    ) -> SearchSpace:
+        """Split ``key=value`` and ``key=<sweep>`` overrides; a later plain value of a key
+        (say on the command line) fixes a parameter the configs made a sweep."""
+        params: dict[str, BaseDistribution] = {}
+        fixed: dict[str, str] = {}
+        try:
+            parsed = OverridesParser.create().parse_overrides(overrides)
+        except Exception as e:
+            raise ConfigError(f"Cannot read the sweep's overrides: {e} {SYNTAX_HINT}") from None
+        for override in parsed:
+            key = override.get_key_element()
+            try:
+                distribution = to_distribution(override)
+            except Exception as e:
+                raise ConfigError(
+                    f"Cannot read the search space of `{key}`: {override.input_line!r} ({e}). "
+                    f"{SYNTAX_HINT}"
+                ) from None
+            if distribution is None:
+                params.pop(key, None)
+                fixed[key] = str(override.input_line)
+            else:
+                fixed.pop(key, None)
+                params[key] = distribution
+        return cls(params=params, fixed=list(fixed.values()), layers=layers, extend=extend)
+
+    def grid(self) -> dict[str, list[Any]]:
+        if self.layers or self.extend:
+            raise ConfigError(
+                "The grid sampler needs every parameter in hydra.sweeper.params, but this "
+                "search has per-layer parameters (hydra.sweeper.layers) or a "
+                "custom_search_space: use hydra/sweeper/sampler=tpe, gp or random."
+            )
+        return {name: grid_choices(name, d) for name, d in self.params.items()}
+
+    def sample(self, trial: optuna.Trial, config: Any) -> list[str]:
+        """Sample a trial's parameters; return them as overrides (per-layer ones as lists)."""
+        for name, distribution in self.params.items():
+            suggest(trial, name, distribution)
+        layer_lists = self.layers.suggest(trial) if self.layers else {}
+        if self.extend:
+            self.extend(config, trial)
+        sampled = [
+            format_override(name, value)
+            for name, value in trial.params.items()
+            if not (self.layers and self.layers.owns(name))
+        ]
+        return sampled + [format_override(key, values) for key, values in layer_lists.items()]
 
 
 def format_override(key: str, value: Any) -> str:

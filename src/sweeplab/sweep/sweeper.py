@@ -1,133 +1,93 @@
-"""sweeplab's Optuna sweeper: Hydra's Optuna sweeper, extended.
+"""sweeplab's Optuna sweeper, on Hydra's public ``Sweeper`` plugin API and Optuna's public API.
 
-Over the stock plugin it adds: pruning (``hydra/sweeper/pruner=...``), per-layer search spaces
-(``hydra.sweeper.layers``), studies that resume (``n_trials`` is the total to reach, and
-trials orphaned by a killed sweep run again), failed trials that do not stop the sweep until
-``max_failure_rate`` of ``n_trials`` have failed, a progress line per trial, and reports.
-Without a pruner and layers it samples and launches exactly as the plugin does.
+Over the stock Hydra Optuna sweeper it adds: several workers on one study (local processes,
+machines sharing a PostgreSQL or journal storage, SLURM jobs), ``n_trials`` as the study's
+total, dead workers detected by Optuna's heartbeat and their trials retried, pruning
+(``hydra/sweeper/pruner=...``), per-layer search spaces (``hydra.sweeper.layers``), failed
+trials that stop the sweep only past ``max_failure_rate``, progress lines and reports.
 """
 
 from __future__ import annotations
 
 import logging
-import math
-import os
-import socket
 import sys
-from collections.abc import Sequence
+import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
 import optuna
-from hydra.core.utils import JobReturn, JobStatus
-from hydra.utils import instantiate
-from hydra_plugins.hydra_optuna_sweeper._impl import (
-    OptunaSweeperImpl,
-    create_params_from_overrides,
-)
-from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper
-from omegaconf import DictConfig
-from optuna.distributions import BaseDistribution
-from optuna.trial import TrialState
+from hydra.core.plugins import Plugins
+from hydra.plugins.sweeper import Sweeper
+from hydra.types import HydraContext, TaskFunction
+from hydra.utils import get_method, instantiate
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from sweeplab.errors import ConfigError, SweeplabError
-from sweeplab.sweep import report
-from sweeplab.sweep.progress import SweepProgress, count_finished
-from sweeplab.sweep.report import (
-    BASE_OVERRIDES_ATTR,
-    DUPLICATE_ATTR,
-    ERROR_ATTR,
-    OVERRIDES_ATTR,
-)
-from sweeplab.sweep.spaces import LayerSpace, format_override
+from sweeplab.redaction import redact
+from sweeplab.sweep import report, workers
+from sweeplab.sweep import study as stored
+from sweeplab.sweep.progress import SweepProgress
+from sweeplab.sweep.spaces import LayerSpace, SearchSpace, format_override
+from sweeplab.sweep.storage import Heartbeat, open_storage
+from sweeplab.sweep.worker import Budget, Worker
 
 log = logging.getLogger(__name__)
 
-WORKER_ATTR = "sweeplab:worker"  # host:pid of the sweep process that launched a trial
-# the sweep's direction may follow monitor_mode (min/max)
-OPTUNA_DIRECTIONS = {"min": "minimize", "max": "maximize"}
+DIRECTIONS = {"min": "minimize", "max": "maximize", "minimize": "minimize", "maximize": "maximize"}
+# Overrides of the sweep command that make a run a trial, not part of the configuration.
+SWEEP_ONLY_KEYS = ("hparams_search", "trial_number")
 
 
-class SweeplabOptunaSweeper(OptunaSweeper):
-    """The Hydra plugin object; the work happens in :class:`StudyRunner`."""
+class SweeplabOptunaSweeper(Sweeper):
+    """The Hydra plugin: checks the settings, opens the study, then runs the worker loop here
+    or starts ``workers`` workers (``cluster=None``: local processes; else SLURM jobs)."""
 
     def __init__(
         self,
-        sampler: Any,
+        sampler: DictConfig,
         direction: Any,
-        storage: str | None,
-        study_name: str | None,
+        storage: str,
+        study_name: str,
         n_trials: int,
-        n_jobs: int,
-        max_failure_rate: float,
-        params: DictConfig | None,
+        n_jobs: int = 1,
+        max_failure_rate: float = 0.25,
+        params: DictConfig | None = None,
         custom_search_space: str | None = None,
-        pruner: Any = None,
+        pruner: DictConfig | None = None,
         layers: DictConfig | None = None,
+        workers: int = 1,
+        workers_per_gpu: int = 1,
+        heartbeat: DictConfig | None = None,
+        cluster: DictConfig | None = None,
     ) -> None:
-        self.sweeper = StudyRunner(
-            sampler=instantiate(
-                sampler,
-                _execution_whitelist_=("optuna.samplers.*", "hydra_plugins.hydra_optuna_sweeper.*"),
-            ),
-            direction=OPTUNA_DIRECTIONS.get(direction, direction),
+        self.settings = dict(
+            direction=direction,
             storage=storage,
             study_name=study_name,
             n_trials=n_trials,
             n_jobs=n_jobs,
             max_failure_rate=max_failure_rate,
-            custom_search_space=custom_search_space,
-            params=params,
-            pruner=instantiate(pruner, _execution_whitelist_=("optuna.pruners.*",))
-            if pruner
-            else None,
-            layers=LayerSpace.from_config(layers) if layers else None,
+            workers=workers,
+            workers_per_gpu=workers_per_gpu,
         )
+        self.sampler_config = sampler
+        self.pruner_config = pruner
+        self.params = params or {}
+        self.custom_search_space = custom_search_space
+        self.layers_config = layers
+        self.heartbeat_config = heartbeat or {}
+        self.cluster_config = cluster
+        self.config: DictConfig | None = None
 
-
-class StudyRunner(OptunaSweeperImpl):
-    """Runs a study to ``n_trials`` finished (complete or pruned) trials."""
-
-    def __init__(
-        self,
-        *,
-        pruner: optuna.pruners.BasePruner | None,
-        layers: LayerSpace | None,
-        **plugin_kwargs: Any,
+    def setup(
+        self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
     ) -> None:
-        super().__init__(**plugin_kwargs)
-        self.pruner = pruner
-        self.layers = layers
-
-    # -- sampling ------------------------------------------------------------------------
-
-    def _configure_trials(
-        self,
-        trials: list[optuna.Trial],
-        search_space_distributions: dict[str, BaseDistribution],
-        fixed_params: dict[str, Any],
-        fixed_overrides: list[str],
-    ) -> Sequence[Sequence[str]]:
-        batch = []
-        for trial in trials:
-            for name, distribution in search_space_distributions.items():
-                trial._suggest(name, distribution)
-            layer_lists = self.layers.suggest(trial) if self.layers else {}
-            if self.custom_search_space_extender:
-                self.custom_search_space_extender(self.config, trial)
-            # Per-layer parameters reach the run as lists; every other one as itself.
-            sampled = [
-                format_override(name, value)
-                for name, value in trial.params.items()
-                if not (self.layers and self.layers.owns(name))
-            ]
-            sampled += [format_override(key, values) for key, values in layer_lists.items()]
-            trial.set_user_attr(OVERRIDES_ATTR, sampled)
-            fixed = [format_override(name, value) for name, value in fixed_params.items()]
-            batch.append((*sampled, *fixed, *fixed_overrides, f"trial_number={trial.number}"))
-        return batch
-
-    # -- the sweep -----------------------------------------------------------------------
+        self.config = config
+        self.hydra_context = hydra_context
+        self.launcher = Plugins.instance().instantiate_launcher(
+            config=config, hydra_context=hydra_context, task_function=task_function
+        )
 
     def sweep(self, arguments: list[str]) -> None:
         try:
@@ -138,188 +98,217 @@ class StudyRunner(OptunaSweeperImpl):
             raise SystemExit(1) from None
 
     def _sweep(self, arguments: list[str]) -> None:
-        self._process_searchspace_config()
-        distributions, fixed_params, fixed_overrides = create_params_from_overrides(
-            [*self._parse_sweeper_params_config(), *arguments]
+        assert self.config is not None
+        s = check_settings(self.settings)
+        heartbeat = _heartbeat(self.heartbeat_config)
+        space = SearchSpace.from_overrides(
+            [format_override(str(k), v) for k, v in self.params.items()] + list(arguments),
+            layers=LayerSpace.from_config(self.layers_config) if self.layers_config else None,
+            extend=_extender(self.custom_search_space),
         )
-        for name in fixed_params:
-            distributions.pop(name, None)
-        self._prepare_grid(distributions)
-        sweep_dir = Path(self.config.hydra.sweep.dir)
-        sweep_dir.mkdir(parents=True, exist_ok=True)
+        with warnings.catch_warnings():  # e.g. TPE's `group`: experimental, and what we want
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            sampler, n_trials = self._sampler(space, s["n_trials"])
+        sweep_dir = writable_sweep_dir(Path(self.config.hydra.sweep.dir))
+        storage = open_storage(s["storage"], heartbeat)
         study = optuna.create_study(
-            study_name=self.study_name,
-            storage=self.storage,
-            sampler=self.sampler,
-            pruner=self.pruner,
-            directions=self._get_directions(),
+            study_name=s["study_name"],
+            storage=storage,
+            sampler=sampler,
+            pruner=self._pruner(),
+            direction=s["direction"],
             load_if_exists=True,
         )
-        study.set_user_attr(BASE_OVERRIDES_ATTR, self._base_overrides())
-        if study.trials:  # resuming: a seeded sampler would replay the first run's proposals
+        index = workers.worker_index()
+        if study.trials or index is not None:
+            # A resumed sweep, or one worker of several: a seeded sampler would replay the
+            # proposals of the first run, or of the other workers.
             study.sampler.reseed_rng()
-        requeue_orphaned_trials(study)
-        log.info(
-            "Study %s in %s: %d of %d trials finished; sampler %s, pruner %s",
-            study.study_name,
-            self.storage,
-            count_finished(study),
-            self.n_trials,
-            type(self.sampler).__name__,
-            type(self.pruner).__name__ if self.pruner else "none",
-        )
-        progress = SweepProgress(study, self.n_trials)
-        failures: list[str] = []
-        try:
-            while (to_go := self.n_trials - count_finished(study)) > 0:
-                trials = [study.ask() for _ in range(min(self.n_jobs, to_go))]
-                for trial in trials:
-                    study._storage.set_trial_system_attr(
-                        trial._trial_id, WORKER_ATTR, f"{socket.gethostname()}:{os.getpid()}"
-                    )
-                overrides = self._configure_trials(
-                    trials, distributions, fixed_params, fixed_overrides
-                )
-                to_run = []
-                for trial, trial_overrides in zip(trials, overrides, strict=True):
-                    if self.config.get("seed") is not None and reuse_twin(study, trial):
-                        progress.trial_finished(trial.number)
-                    else:
-                        to_run.append((trial, trial_overrides))
-                if not to_run:
-                    continue
-                returns = self.launcher.launch(
-                    [o for _, o in to_run], initial_job_idx=to_run[0][0].number
-                )
-                for (trial, _), job in zip(to_run, returns, strict=True):
-                    error = tell(study, trial, job)
-                    if error is not None:
-                        failures.append(f"trial {trial.number}: {error}")
-                    progress.trial_finished(trial.number)
-                if len(failures) > self.max_failure_rate * self.n_trials:
-                    raise SweepFailed(self._too_many_failures(failures))
-        finally:
-            report.write_all(study, sweep_dir)
-        log.info("Results in %s", sweep_dir)
-
-    def _prepare_grid(self, distributions: dict[str, BaseDistribution]) -> None:
-        """The plugin's grid set-up: the grid is the product of the listed parameters."""
-        if not (hasattr(self.sampler, "func") and self.sampler.func is optuna.samplers.GridSampler):
-            return
-        if self.layers or self.custom_search_space_extender:
-            raise ConfigError(
-                "The grid sampler needs every parameter in hydra.sweeper.params, but this "
-                "search has per-layer parameters (hydra.sweeper.layers) or a "
-                "custom_search_space: use hydra/sweeper/sampler=tpe, gp or random."
+        budget = Budget(n_trials, s["n_jobs"], s["max_failure_rate"])
+        if index is None:
+            study.set_user_attr(stored.BASE_OVERRIDES, base_overrides(self.config, space))
+            log.info(
+                "Study %s in %s: %d of %d trials finished; sampler %s, pruner %s, %d worker(s)",
+                study.study_name,
+                redact(s["storage"]),
+                stored.count_finished(study),
+                n_trials,
+                type(study.sampler).__name__,
+                type(study.pruner).__name__,
+                s["workers"],
             )
-        grid = {name: self._to_grid_sampler_choices(d) for name, d in distributions.items()}
-        self.sampler = self.sampler(grid)
-        self.n_trials = min(self.n_trials, math.prod(len(v) for v in grid.values()))
-        log.info("Grid sampler: n_trials=%d (at most the grid's size)", self.n_trials)
+        try:
+            if index is not None or (s["workers"] == 1 and self.cluster_config is None):
+                Worker(
+                    study,
+                    storage,
+                    space,
+                    lambda batch, first: self.launcher.launch(batch, initial_job_idx=first),
+                    budget,
+                    config=self.config,
+                    reuse_repeats=self.config.get("seed") is not None,
+                ).run()
+            else:
+                self._start_workers(study, sweep_dir, s, budget)
+        finally:
+            if index is None:  # the workers' parent writes the reports once, at the end
+                report.write_all(study, sweep_dir)
+        if index is None:
+            log.info("Results in %s", sweep_dir)
 
-    def _base_overrides(self) -> list[str]:
-        # The model group that the sampled overrides apply to, for retraining the best trial.
-        model = self.config.hydra.runtime.choices.get("model")
-        return [f"model={model}"] if model else []
+    def _start_workers(
+        self, study: optuna.Study, sweep_dir: Path, s: dict[str, Any], budget: Budget
+    ) -> None:
+        progress = SweepProgress(study, budget.n_trials)
+        command = workers.worker_command(sweep_dir)
+        if self.cluster_config is None:
+            codes = workers.run_local(
+                command,
+                workers.local_environments(s["workers"], s["workers_per_gpu"]),
+                sweep_dir / "workers",
+                progress.poll,
+            )
+            errors = [
+                f"worker {k} exited with status {code} (log: {sweep_dir}/workers/worker_{k}.log)"
+                for k, code in enumerate(codes)
+                if code != 0
+            ]
+        else:
+            slurm = workers.Slurm(**OmegaConf.to_container(self.cluster_config, resolve=True))
+            if s["storage"].startswith("sqlite"):
+                log.warning(
+                    "SLURM workers on a SQLite file: fine on one node, unreliable on a shared "
+                    "filesystem; use a PostgreSQL storage (README: Scaling out)."
+                )
+            errors = workers.run_slurm(
+                command, s["workers"], slurm, sweep_dir / "slurm", study.study_name, progress.poll
+            )
+        finished = stored.count_finished(study)
+        failures = [e for e in errors if e]
+        if finished < budget.n_trials:
+            raise workers.WorkersFailed(
+                f"The workers stopped with {finished} of {budget.n_trials} trials finished. "
+                + " ".join(redact(e) for e in failures)
+                + " Finished trials are kept; fix the cause, then run the same command again "
+                "to resume."
+            )
+        for error in failures:
+            log.warning("A worker ended badly, the others finished the study: %s", redact(error))
 
-    def _too_many_failures(self, failures: list[str]) -> str:
-        return (
-            f"Stopping the sweep: {len(failures)} trials failed, more than "
-            f"hydra.sweeper.max_failure_rate={self.max_failure_rate} of "
-            f"n_trials={self.n_trials} allows. Last failure: {failures[-1]}. Finished "
-            f"trials are kept in {self.storage}; fix the cause (see the trials' logs in "
-            f"{self.config.hydra.sweep.dir}), then run the same command again to resume, or "
-            "raise hydra.sweeper.max_failure_rate."
-        )
+    def _sampler(self, space: SearchSpace, n_trials: int) -> tuple[Any, int]:
+        sampler = _instantiate(self.sampler_config, "hydra.sweeper.sampler", "optuna.samplers.*")
+        if getattr(sampler, "func", None) is optuna.samplers.GridSampler:
+            grid = space.grid()
+            size = 1
+            for values in grid.values():
+                size *= len(values)
+            log.info("Grid sampler: n_trials=%d (at most the grid's size)", min(n_trials, size))
+            return sampler(grid), min(n_trials, size)
+        return sampler, n_trials
 
-
-class SweepFailed(SweeplabError):
-    """More trials failed than the sweep tolerates."""
-
-
-def tell(study: optuna.Study, trial: optuna.Trial, job: JobReturn) -> str | None:
-    """Record a finished job's outcome on its trial; return the error for a failed one."""
-    error: str | None = None
-    if job.status == JobStatus.COMPLETED:
-        value = _as_float(job.return_value)
-        if value is None or not math.isfinite(value):
-            error = f"the objective is {job.return_value!r}, not a finite number"
-    else:
-        exception = job._return_value
-        if isinstance(exception, optuna.TrialPruned):
-            _tell(study, trial, state=TrialState.PRUNED)
+    def _pruner(self) -> optuna.pruners.BasePruner | None:
+        if not self.pruner_config:
             return None
-        error = f"{type(exception).__name__}: {exception}"
-    if error is None:
-        _tell(study, trial, values=[value])
-        return None
-    study._storage.set_trial_user_attr(trial._trial_id, ERROR_ATTR, error)
-    _tell(study, trial, state=TrialState.FAIL)
-    log.warning("Trial %d failed: %s", trial.number, error)
-    return error
+        return _instantiate(self.pruner_config, "hydra.sweeper.pruner", "optuna.pruners.*")
 
 
-def reuse_twin(study: optuna.Study, trial: optuna.Trial) -> bool:
-    """Complete ``trial`` with the value of an earlier complete trial with the same
-    parameters, if there is one, instead of training it again.
-
-    Samplers of discrete spaces propose repeats once they converge; with a fixed seed a
-    repeat would train to the same result, so it costs no compute here.
-    """
-    params = study._storage.get_trial(trial._trial_id).params
-    for twin in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        if twin.params == params:
-            study._storage.set_trial_user_attr(trial._trial_id, DUPLICATE_ATTR, twin.number)
-            _tell(study, trial, values=[twin.value])
-            log.info("Trial %d repeats trial %d: its value is reused", trial.number, twin.number)
-            return True
-    return False
-
-
-def _tell(study: optuna.Study, trial: optuna.Trial, **outcome: Any) -> None:
-    try:
-        study.tell(trial, **outcome)
-    except RuntimeError as e:
-        # The grid sampler calls study.stop() once the grid is done, which only works inside
-        # study.optimize(); the trial is recorded by then, and n_trials ends the sweep anyway.
-        if "Study.stop" not in str(e):
-            raise
-
-
-def _as_float(value: Any) -> float | None:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def requeue_orphaned_trials(study: optuna.Study) -> list[int]:
-    """Fail the RUNNING trials whose sweep process on this host is gone, and queue their
-    parameters to run again. Trials of live sweeps (parallel workers) are left alone."""
-    requeued = []
-    host = socket.gethostname()
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        worker = trial.system_attrs.get(WORKER_ATTR)
-        if worker is None:
-            continue
-        worker_host, _, pid = worker.rpartition(":")
-        if worker_host != host or _process_alive(int(pid)):
-            continue
-        study._storage.set_trial_user_attr(
-            trial._trial_id, ERROR_ATTR, f"its sweep process ({worker}) died"
+def check_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """The sweeper's settings, checked before the first trial; a bad one is named."""
+    s = dict(settings)
+    for key in ("n_trials", "n_jobs", "workers", "workers_per_gpu"):
+        value = s[key]
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ConfigError(
+                f"`hydra.sweeper.{key}`={value!r} is invalid: use a positive integer."
+            )
+    rate = s["max_failure_rate"]
+    if not isinstance(rate, int | float) or isinstance(rate, bool) or not 0 <= rate <= 1:
+        raise ConfigError(
+            f"`hydra.sweeper.max_failure_rate`={rate!r} is invalid: use a number from 0 (stop "
+            "at the first failed trial) to 1 (never stop for failures)."
         )
-        study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
-        study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
-        requeued.append(trial.number)
-        log.warning("Trial %d was left running by a dead sweep: queued again", trial.number)
-    return requeued
+    direction = s["direction"]
+    if isinstance(direction, ListConfig | list | tuple):
+        raise ConfigError(
+            f"`hydra.sweeper.direction`={list(direction)} is a list, but sweeplab optimises one "
+            "objective: give one direction (minimize or maximize), or leave it to follow "
+            "monitor_mode."
+        )
+    if str(direction).lower() not in DIRECTIONS:
+        raise ConfigError(
+            f"`hydra.sweeper.direction`={direction!r} is invalid: use minimize or maximize."
+        )
+    s["direction"] = DIRECTIONS[str(direction).lower()]
+    if not isinstance(s["storage"], str) or not s["storage"]:
+        raise ConfigError(
+            "`hydra.sweeper.storage` is empty: give an Optuna storage URL such as "
+            "sqlite:///study.db, postgresql://user@host/db or journal:///shared/study.log."
+        )
+    if s["workers"] > 1 and s["storage"].startswith("sqlite:///:memory:"):
+        raise ConfigError(
+            "An in-memory storage cannot be shared by several workers: use a file or server "
+            "URL in hydra.sweeper.storage."
+        )
+    return s
 
 
-def _process_alive(pid: int) -> bool:
+def _heartbeat(node: Any) -> Heartbeat:
+    heartbeat = Heartbeat(**dict(node)) if node else Heartbeat()
+    if heartbeat.interval < 1 or heartbeat.grace_period <= heartbeat.interval:
+        raise ConfigError(
+            f"`hydra.sweeper.heartbeat`: interval={heartbeat.interval}, grace_period="
+            f"{heartbeat.grace_period} is invalid: the interval must be at least 1 second and "
+            "the grace period longer than the interval (say 10 and 30)."
+        )
+    if heartbeat.max_retry < 0:
+        raise ConfigError(
+            f"`hydra.sweeper.heartbeat.max_retry`={heartbeat.max_retry} is invalid: use 0 or more."
+        )
+    return heartbeat
+
+
+def writable_sweep_dir(path: Path) -> Path:
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        path.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=path).close()
+    except OSError as e:
+        raise ConfigError(
+            f"The sweep directory {path} is not writable ({e.strerror}): set a writable one "
+            "with paths.log_dir=<dir> or hydra.sweep.dir=<dir>."
+        ) from None
+    return path
+
+
+def base_overrides(config: DictConfig, space: SearchSpace) -> list[str]:
+    """What every trial's sampled overrides apply to, for retraining a trial exactly: the
+    model and objective (the monitor that ranked trials) and the sweep's fixed overrides."""
+    choices = config.hydra.runtime.choices
+    groups = [group for group in ("model", "objective") if choices.get(group)]
+    base = {group: f"{group}={choices[group]}" for group in groups}
+    for override in space.fixed:
+        key = override.split("=", 1)[0].lstrip("+~")
+        if key not in SWEEP_ONLY_KEYS:
+            base[key] = override
+    return list(base.values())
+
+
+def _extender(path: str | None) -> Any:
+    if not path:
+        return None
+    try:
+        return get_method(path)
+    except Exception as e:
+        raise ConfigError(
+            f"`hydra.sweeper.custom_search_space`={path!r} cannot be imported ({e}): give the "
+            "dotted path of a function(cfg, trial) on the Python path."
+        ) from None
+
+
+def _instantiate(node: DictConfig, key: str, allowed: str) -> Any:
+    try:
+        return instantiate(node, _execution_whitelist_=(allowed,))
+    except Exception as e:
+        raise ConfigError(
+            f"Invalid config at `{key}`: {e}. Pick one of the options of the "
+            f"{key.replace('.', '/')} group."
+        ) from None

@@ -1,0 +1,107 @@
+"""Opening a study's storage from the URL a user gives.
+
+An RDB URL (``sqlite:///...``, ``postgresql://user@host/db``) gets Optuna's heartbeats, so a
+worker that dies on any machine has its trial failed and retried; ``journal:<path>`` is
+Optuna's journal file for a shared filesystem without a database (no heartbeats).
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+from optuna.storages import (
+    BaseStorage,
+    JournalStorage,
+    RDBStorage,
+    RetryHeartbeatStaleTrialCallback,
+)
+from optuna.storages.journal import JournalFileBackend
+
+from sweeplab.errors import ConfigError
+from sweeplab.redaction import redact
+
+log = logging.getLogger(__name__)
+
+JOURNAL_SCHEME = "journal:"
+DRIVERS = {  # the pip package that provides each URL scheme's database driver
+    "postgresql": "psycopg[binary]",
+    "postgresql+psycopg": "psycopg[binary]",
+    "postgresql+psycopg2": "psycopg2-binary",
+    "mysql": "mysqlclient",
+    "mysql+pymysql": "pymysql",
+}
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """Optuna's liveness check: a running trial whose worker has not beaten for
+    ``grace_period`` seconds is failed, and re-queued at most ``max_retry`` times."""
+
+    interval: int = 10
+    grace_period: int = 30
+    max_retry: int = 1
+
+
+def is_journal(url: str) -> bool:
+    return url.startswith(JOURNAL_SCHEME)
+
+
+def journal_path(url: str) -> Path:
+    """``journal:runs/x.log`` and ``journal:///abs/x.log`` -> the file's path."""
+    return Path(url[len(JOURNAL_SCHEME) :].removeprefix("//")).expanduser()
+
+
+def open_storage(url: str, heartbeat: Heartbeat | None = None) -> BaseStorage:
+    """The storage behind ``url``, checked now: a missing driver, an unreachable server or an
+    unwritable file fails here with one paragraph, before any trial starts."""
+    where = f"hydra.sweeper.storage={redact(url)}"
+    if is_journal(url):
+        path = journal_path(url)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return JournalStorage(JournalFileBackend(str(path)))
+        except OSError as e:
+            raise ConfigError(
+                f"Cannot open the journal file of {where}: {e.strerror}. Point it at a "
+                "writable file on a filesystem every worker shares, e.g. journal:///shared/"
+                "study.log."
+            ) from None
+    kwargs = {}
+    if heartbeat is not None:
+        kwargs = dict(
+            heartbeat_interval=heartbeat.interval,
+            grace_period=heartbeat.grace_period,
+            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
+                max_retry=heartbeat.max_retry
+            ),
+        )
+    # Several local workers write to one SQLite file: they wait for its lock rather than fail.
+    sqlite = url.startswith("sqlite")
+    engine_kwargs = {"connect_args": {"timeout": 60}} if sqlite else {"pool_pre_ping": True}
+    try:
+        with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.8
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
+    except ModuleNotFoundError as e:
+        scheme = url.split(":", 1)[0]
+        package = DRIVERS.get(scheme, e.name)
+        raise ConfigError(
+            f"The database driver for {where} is not installed ({e}). Install it with "
+            f"`pip install {package}`, or use the default SQLite storage."
+        ) from None
+    except Exception as e:  # SQLAlchemy's errors: a bad URL, or a server that cannot be reached
+        reason = redact(str(getattr(e, "orig", None) or e).strip().splitlines()[0])
+        raise ConfigError(
+            f"Cannot open the study storage {where}: {reason}. Check the URL (dialect://user@"
+            "host:port/database), that the server runs and accepts connections from this "
+            "machine, and that the database exists; keep a password out of the command line "
+            "with ~/.pgpass or SWEEPLAB_STORAGE (see the README, Scaling out)."
+        ) from None
+
+
+def has_heartbeat(storage: BaseStorage) -> bool:
+    return isinstance(storage, RDBStorage) and storage.get_heartbeat_interval() is not None

@@ -1,0 +1,181 @@
+"""Starting several workers on one study: local processes, or SLURM jobs through submitit.
+
+A worker is the sweep command itself, run again with ``SWEEPLAB_WORKER=<index>``: it joins the
+study and runs the worker loop (``sweep/worker.py``). This process only starts the workers,
+shares out GPUs and CPU threads, prints progress from the storage and waits for the end.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sweeplab.errors import ConfigError, SweeplabError
+
+log = logging.getLogger(__name__)
+
+WORKER_ENV = "SWEEPLAB_WORKER"  # set in a worker process: its index among the sweep's workers
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def worker_index() -> int | None:
+    """This process's index when a sweep started it as one of its workers."""
+    value = os.environ.get(WORKER_ENV)
+    return int(value) if value else None
+
+
+def worker_command(sweep_dir: Path) -> list[str]:
+    """The sweep's own command line, pinned to this sweep's directory (which may hold a
+    timestamp that a later process would resolve differently)."""
+    return [sys.executable, *sys.argv, f"hydra.sweep.dir={sweep_dir}"]
+
+
+@dataclass(frozen=True)
+class Slurm:
+    """Where and how SLURM runs the workers (``hydra/sweeper/cluster=slurm``)."""
+
+    partition: str | None = None
+    gpus_per_worker: int = 1
+    cpus_per_worker: int = 4
+    mem_gb: int = 16
+    timeout_min: int = 240
+    additional_parameters: Mapping[str, Any] = field(default_factory=dict)
+
+
+def visible_gpus() -> list[str]:
+    """The GPU ids this process may use: ``CUDA_VISIBLE_DEVICES`` if set, else every GPU."""
+    if (visible := os.environ.get("CUDA_VISIBLE_DEVICES")) is not None:
+        return [g for g in visible.split(",") if g.strip() and g.strip() != "-1"]
+    import torch
+
+    return [str(i) for i in range(torch.cuda.device_count())]
+
+
+def local_environments(workers: int, workers_per_gpu: int) -> list[dict[str, str]]:
+    """Each local worker's environment: its own GPU (``workers_per_gpu`` workers share one),
+    or on a machine without GPUs its share of the CPU cores as torch threads."""
+    gpus = visible_gpus()
+    if gpus and workers > len(gpus) * workers_per_gpu:
+        raise ConfigError(
+            f"`hydra.sweeper.workers`={workers} needs more GPUs than this machine has: "
+            f"{len(gpus)} GPU(s) × hydra.sweeper.workers_per_gpu={workers_per_gpu}. Lower the "
+            "workers, or let small models share a GPU with a larger workers_per_gpu."
+        )
+    threads = str(max(1, (os.cpu_count() or 1) // workers))
+    environments = []
+    for k in range(workers):
+        env = {**os.environ, WORKER_ENV: str(k)}
+        if gpus:
+            env["CUDA_VISIBLE_DEVICES"] = gpus[k // workers_per_gpu]
+        env.update(dict.fromkeys(THREAD_VARIABLES, threads))
+        environments.append(env)
+    return environments
+
+
+def run_local(
+    command: list[str],
+    environments: list[dict[str, str]],
+    log_dir: Path,
+    watch: Callable[[], Any],
+    poll_s: float = 2.0,
+) -> list[int]:
+    """Run one worker process per environment, calling ``watch`` while they run; return their
+    exit codes. Ctrl-C stops them all (their running trials are retried on resume)."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    processes = []
+    for k, env in enumerate(environments):
+        with (log_dir / f"worker_{k}.log").open("ab") as out:
+            processes.append(
+                subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+            )
+    log.info("Started %d local workers; their logs are in %s", len(processes), log_dir)
+    try:
+        while any(p.poll() is None for p in processes):
+            watch()
+            time.sleep(poll_s)
+    except BaseException:
+        for p in processes:
+            p.terminate()
+        for p in processes:
+            p.wait()
+        raise
+    watch()
+    return [p.returncode for p in processes]
+
+
+def _run_worker_job(command: list[str], env_updates: dict[str, str]) -> None:
+    """Inside a SLURM job: run the worker with SLURM's own environment (its GPU included)."""
+    subprocess.run(command, env={**os.environ, **env_updates}, check=True)
+
+
+def run_slurm(
+    command: list[str],
+    workers: int,
+    slurm: Slurm,
+    folder: Path,
+    job_name: str,
+    watch: Callable[[], Any],
+    poll_s: float = 5.0,
+) -> list[str]:
+    """Submit ``workers`` SLURM jobs through submitit, call ``watch`` until they end; return
+    one error text per failed job. Ctrl-C cancels the jobs."""
+    try:
+        import submitit
+    except ModuleNotFoundError:
+        raise ConfigError(
+            "hydra/sweeper/cluster=slurm needs submitit: `pip install submitit`."
+        ) from None
+    executor = submitit.AutoExecutor(folder=folder, cluster="slurm")
+    parameters: dict[str, Any] = dict(
+        name=job_name,
+        gpus_per_node=slurm.gpus_per_worker,
+        cpus_per_task=slurm.cpus_per_worker,
+        mem_gb=slurm.mem_gb,
+        timeout_min=slurm.timeout_min,
+        slurm_additional_parameters=dict(slurm.additional_parameters),
+    )
+    if slurm.partition:
+        parameters["slurm_partition"] = slurm.partition
+    executor.update_parameters(**parameters)
+    threads = str(slurm.cpus_per_worker)
+    try:
+        jobs = [
+            executor.submit(
+                _run_worker_job,
+                command,
+                {WORKER_ENV: str(k), **dict.fromkeys(THREAD_VARIABLES, threads)},
+            )
+            for k in range(workers)
+        ]
+    except Exception as e:  # sbatch refused: no SLURM here, an unknown partition, ...
+        raise ConfigError(
+            f"SLURM refused the workers' jobs: {str(e).strip()}. Check "
+            "hydra.sweeper.cluster.partition and the resources asked for (sinfo shows what "
+            "the cluster has)."
+        ) from None
+    log.info("Submitted %d SLURM jobs: %s (logs in %s)", workers, [j.job_id for j in jobs], folder)
+    try:
+        while not all(job.done() for job in jobs):
+            watch()
+            time.sleep(poll_s)
+    except BaseException:
+        for job in jobs:
+            job.cancel(check=False)
+        raise
+    watch()
+    errors = []
+    for job in jobs:
+        if (exception := job.exception()) is not None:
+            errors.append(f"SLURM job {job.job_id}: {str(exception).strip()[-2000:]}")
+    return errors
+
+
+class WorkersFailed(SweeplabError):
+    """The workers ended before the study reached its n_trials."""
