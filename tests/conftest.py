@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import optuna
 import pytest
 
 from tests.idx_files import write_fashion_mnist
@@ -63,4 +64,28 @@ def sweeplab_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess
         text=True,
         env=env,
         timeout=60,
+    )
+
+
+QUICK = ("data.val_size=100", "callbacks.rich_progress_bar=null", "hydra.sweeper.sampler.seed=0")
+
+
+def sweep(
+    fashion_dir: Path, logs: Path, env: dict[str, str], *overrides: str, timeout: float = 600
+):
+    return run_entry(
+        "train.py",
+        "-m",
+        f"data.data_dir={fashion_dir}",
+        *QUICK,
+        *overrides,
+        env=env,
+        log_dir=logs,
+        timeout=timeout,
+    )
+
+
+def load_study(sweep_dir: Path) -> optuna.Study:
+    return optuna.load_study(
+        study_name=sweep_dir.name, storage=f"sqlite:///{sweep_dir / 'optuna.db'}"
     )

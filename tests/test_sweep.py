@@ -17,30 +17,15 @@ import pytest
 from optuna.trial import TrialState
 
 from sweeplab.sweep import study as stored
-from tests.conftest import ROOT, inspect_wandb_run, run_entry, sweeplab_cli
-
-QUICK = ("data.val_size=100", "callbacks.rich_progress_bar=null", "hydra.sweeper.sampler.seed=0")
-
-
-def sweep(
-    fashion_dir: Path, logs: Path, env: dict[str, str], *overrides: str, timeout: float = 600
-):
-    return run_entry(
-        "train.py",
-        "-m",
-        f"data.data_dir={fashion_dir}",
-        *QUICK,
-        *overrides,
-        env=env,
-        log_dir=logs,
-        timeout=timeout,
-    )
-
-
-def load_study(sweep_dir: Path) -> optuna.Study:
-    return optuna.load_study(
-        study_name=sweep_dir.name, storage=f"sqlite:///{sweep_dir / 'optuna.db'}"
-    )
+from tests.conftest import (
+    QUICK,
+    ROOT,
+    inspect_wandb_run,
+    load_study,
+    run_entry,
+    sweep,
+    sweeplab_cli,
+)
 
 
 def states(study: optuna.Study) -> list[str]:

@@ -11,6 +11,7 @@ import logging
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import optuna
 from optuna.storages import (
@@ -70,22 +71,13 @@ def open_storage(url: str, heartbeat: Heartbeat | None = None) -> BaseStorage:
                 "writable file on a filesystem every worker shares, e.g. journal:///shared/"
                 "study.log."
             ) from None
-    kwargs = {}
-    if heartbeat is not None:
-        kwargs = dict(
-            heartbeat_interval=heartbeat.interval,
-            grace_period=heartbeat.grace_period,
-            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
-                max_retry=heartbeat.max_retry
-            ),
-        )
     # Several local workers write to one SQLite file: they wait for its lock rather than fail.
     sqlite = url.startswith("sqlite")
     engine_kwargs = {"connect_args": {"timeout": 60}} if sqlite else {"pool_pre_ping": True}
     try:
         with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.8
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
+            return RDBStorage(url, engine_kwargs=engine_kwargs, **_heartbeat_options(heartbeat))
     except ModuleNotFoundError as e:
         scheme = url.split(":", 1)[0]
         package = DRIVERS.get(scheme, e.name)
@@ -101,6 +93,18 @@ def open_storage(url: str, heartbeat: Heartbeat | None = None) -> BaseStorage:
             "machine, and that the database exists; keep a password out of the command line "
             "with ~/.pgpass or SWEEPLAB_STORAGE (see the README, Scaling out)."
         ) from None
+
+
+def _heartbeat_options(heartbeat: Heartbeat | None) -> dict[str, Any]:
+    if heartbeat is None:
+        return {}
+    return dict(
+        heartbeat_interval=heartbeat.interval,
+        grace_period=heartbeat.grace_period,
+        heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
+            max_retry=heartbeat.max_retry
+        ),
+    )
 
 
 def has_heartbeat(storage: BaseStorage) -> bool:
