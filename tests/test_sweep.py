@@ -14,6 +14,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
 from sweeplab.sweep import study as stored
@@ -43,6 +44,8 @@ def test_mlp_sweep_writes_results_and_logs_trials_to_wandb(
         "hparams_search=mlp_optuna",
         "hydra.sweeper.n_trials=3",
         "trainer.max_epochs=2",
+        "model/optimizer=sgd",  # fixed on the command line: part of the best configuration
+        "data.augment=true",
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]
@@ -67,7 +70,8 @@ def test_mlp_sweep_writes_results_and_logs_trials_to_wandb(
     for row, trial in zip(rows, study.trials, strict=True):
         layers = trial.params["num_dense_layers"]
         assert (row["model.net.hidden_units[1]"] == "") == (layers == 1)  # inactive: absent
-        assert set(trial.params) >= {"model.net.units", "model/optimizer", "model.optimizer.lr"}
+        assert set(trial.params) >= {"model.net.units", "model.optimizer.lr"}
+        assert "model/optimizer" not in trial.params  # fixed on the command line
         assert float(row["value"]) == pytest.approx(trial.value)
         record = json.loads((sweep_dir / f"trial_{trial.number}" / "metrics.json").read_text())
         assert "test/acc" not in record["metrics"]  # trials never see the test split
@@ -83,7 +87,10 @@ def test_mlp_sweep_writes_results_and_logs_trials_to_wandb(
     # the best configuration, as overrides and retrained over two seeds
     best = sweeplab_cli("best", str(sweep_dir), env=isolated_env)
     assert best.returncode == 0, best.stderr
-    assert best.stdout.startswith("model=mlp ") and "model.net.hidden_units=[" in best.stdout
+    assert best.stdout.startswith("model=mlp objective=val_loss ")
+    for fixed in ("model/optimizer=sgd", "data.augment=true", "trainer.max_epochs=2"):
+        assert f" {fixed} " in best.stdout
+    assert "hparams_search" not in best.stdout and "model.net.hidden_units=[" in best.stdout
     assert f"trial {study.best_trial.number}" in best.stderr
 
     retrain = run_entry(
@@ -103,6 +110,9 @@ def test_mlp_sweep_writes_results_and_logs_trials_to_wandb(
     assert summary["seeds"] == [12345, 12346] and len(summary["metrics"]["test/acc"]["values"]) == 2
     assert (run_dir / "seed_12346" / "metrics.json").is_file()
     assert "model.net.hidden_units=[" in (run_dir / ".hydra" / "overrides.yaml").read_text()
+    retrained = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
+    assert retrained.monitor == "val/loss"  # the checkpoint is picked as the sweep ranked trials
+    assert retrained.model.optimizer._target_ == "torch.optim.SGD" and retrained.data.augment
 
     compare = sweeplab_cli("compare", str(run_dir), env=isolated_env)
     assert "| mlp_optuna_best | 2 |" in compare.stdout and " ± " in compare.stdout
@@ -307,3 +317,27 @@ def test_grid_sampler(fashion_dir: Path, tmp_path: Path, isolated_env: dict[str,
     assert grid.returncode == 0, grid.stderr[-3000:]
     study = load_study(tmp_path / "sweeps" / "grid")
     assert sorted(t.params["model.net.units"] for t in study.trials) == [50, 100]
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "gp", "cmaes", "random"])
+def test_every_sampler_runs_past_its_startup_trials(
+    fashion_dir: Path, tmp_path: Path, isolated_env: dict[str, str], sampler: str
+) -> None:
+    startup = [] if sampler == "random" else ["hydra.sweeper.sampler.n_startup_trials=2"]
+    result = sweep(
+        fashion_dir,
+        tmp_path,
+        isolated_env,
+        "hparams_search=mlp_optuna",
+        f"hydra/sweeper/sampler={sampler}",
+        *startup,
+        "model.optimizer.lr=interval(0.0005,0.05)",
+        "hydra.sweeper.n_trials=4",
+        "trainer.max_epochs=1",
+        "logger=none",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    study = load_study(tmp_path / "sweeps" / "mlp_optuna")
+    assert states(study) == ["COMPLETE"] * 4  # two trials past the startup ones
+    names = {"tpe": "TPESampler", "gp": "GPSampler", "cmaes": "CmaEsSampler"}
+    assert f"sampler {names.get(sampler, 'RandomSampler')}," in result.stdout + result.stderr

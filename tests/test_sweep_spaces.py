@@ -2,10 +2,17 @@ from __future__ import annotations
 
 import optuna
 import pytest
-from optuna.distributions import CategoricalDistribution, IntDistribution
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from optuna.distributions import BaseDistribution, CategoricalDistribution, IntDistribution
 
 from sweeplab.errors import ConfigError
-from sweeplab.sweep.spaces import LayerSpace, format_override, parse_distribution
+from sweeplab.sweep.spaces import (
+    LayerSpace,
+    SearchSpace,
+    format_override,
+    parse_distribution,
+    to_distribution,
+)
 
 SPACE = LayerSpace.from_config(
     {
@@ -64,3 +71,67 @@ def test_format_override_lists() -> None:
 def test_layer_space_owns_its_count_and_layer_values() -> None:
     assert SPACE.owns("num_dense_layers") and SPACE.owns("model.net.hidden_units[1]")
     assert not SPACE.owns("model.net.units") and not SPACE.owns("model/optimizer")
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "choice(adam, sgd)",
+        "choice(0.1, 0.01, 0.001)",
+        "choice(true, false)",
+        "choice(1, 2.5, x)",
+        "range(50, 400, step=50)",
+        "range(1, 3)",
+        "range(10, 0, step=-2)",
+        "range(0.1, 0.5, step=0.1)",
+        "range(0.0, 1.0, step=0.25)",
+        "shuffle(range(1, 4))",
+        "interval(0.001, 0.1)",
+        "interval(1, 10)",
+        "tag(log, interval(0.0001, 0.1))",
+        "tag(log, interval(1, 1024))",
+    ],
+)
+def test_each_sweep_syntax_maps_as_the_stock_plugin_does(expression: str) -> None:
+    # The stock Hydra Optuna plugin, as the reference for what each syntax means to Optuna.
+    from hydra_plugins.hydra_optuna_sweeper._impl import create_optuna_distribution_from_override
+
+    [override] = OverridesParser.create().parse_overrides([f"key={expression}"])
+    ours, stock = to_distribution(override), create_optuna_distribution_from_override(override)
+    assert isinstance(ours, BaseDistribution)
+    if expression.startswith("shuffle"):  # the same choices, each in its own random order
+        assert sorted(ours.choices) == sorted(stock.choices)
+    else:
+        assert ours == stock
+
+
+def test_a_plain_value_fixes_a_swept_key_and_keeps_its_place() -> None:
+    space = SearchSpace.from_overrides(
+        [
+            "model.net.units=range(50, 400, step=50)",
+            "model/optimizer=choice(adam, sgd)",
+            "model/optimizer=sgd",
+            "data.augment=true",
+            "~callbacks.lr_monitor",
+        ]
+    )
+    assert set(space.params) == {"model.net.units"}
+    assert space.fixed == ["model/optimizer=sgd", "data.augment=true", "~callbacks.lr_monitor"]
+
+
+def test_samples_reach_the_run_as_overrides() -> None:
+    space = SearchSpace.from_overrides(["model.optimizer.lr=tag(log, interval(1e-4, 1e-1))"])
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    trial = study.ask()
+    [override] = space.sample(trial, config=None)
+    assert override == f"model.optimizer.lr={trial.params['model.optimizer.lr']}"
+    assert 1e-4 <= trial.params["model.optimizer.lr"] <= 1e-1
+
+
+def test_grid_lists_every_discrete_value() -> None:
+    space = SearchSpace.from_overrides(
+        ["a=range(1, 4)", "b=choice(x, y)", "c=range(0.0, 1.0, 0.5)"]
+    )
+    assert space.grid() == {"a": [1, 2, 3], "b": ["x", "y"], "c": [0.0, 0.5]}
+    with pytest.raises(ConfigError, match="`d` is continuous"):
+        SearchSpace.from_overrides(["d=interval(0, 1)"]).grid()

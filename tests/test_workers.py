@@ -17,7 +17,8 @@ import pytest
 from optuna.trial import TrialState
 
 from sweeplab.sweep import study as stored
-from tests.conftest import QUICK, ROOT, inspect_wandb_run, load_study, sweep
+from sweeplab.sweep.storage import open_storage
+from tests.conftest import QUICK, ROOT, inspect_wandb_run, load_study, sweep, sweeplab_cli
 from tests.services import PostgresServer, SlurmCluster
 
 MLP = ("hparams_search=mlp_optuna", "trainer.max_epochs=1")
@@ -86,6 +87,27 @@ def test_local_workers_share_one_study(
     output = result.stdout + result.stderr
     assert "4/4 finished" in output and "1/4 finished" in output
     assert (sweep_dir / "trials.csv").read_text().count("\n") == 1 + len(study.trials)
+
+
+def test_local_workers_on_a_journal_file(
+    fashion_dir: Path, tmp_path: Path, isolated_env: dict[str, str]
+) -> None:
+    journal = tmp_path / "shared" / "study.log"
+    result = sweep(
+        fashion_dir,
+        tmp_path,
+        isolated_env,
+        *MLP,
+        "logger=none",
+        "hydra.sweeper.workers=2",
+        "hydra.sweeper.n_trials=3",
+        f"hydra.sweeper.storage=journal:{journal}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    study = optuna.load_study(study_name="mlp_optuna", storage=open_storage(f"journal:{journal}"))
+    check_study_done(study, tmp_path / "sweeps" / "mlp_optuna", 3)
+    best = sweeplab_cli("best", f"journal:{journal}", env=isolated_env)
+    assert best.returncode == 0 and best.stdout.startswith("model=mlp "), best.stderr
 
 
 def test_processes_on_postgresql_run_exactly_n_trials(

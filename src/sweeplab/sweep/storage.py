@@ -78,12 +78,13 @@ def open_storage(url: str, heartbeat: Heartbeat | None = None) -> BaseStorage:
         with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.8
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return RDBStorage(url, engine_kwargs=engine_kwargs, **_heartbeat_options(heartbeat))
-    except ModuleNotFoundError as e:
+    except ImportError as e:  # Optuna re-raises the driver's ModuleNotFoundError as this
         scheme = url.split(":", 1)[0]
-        package = DRIVERS.get(scheme, e.name)
+        missing = getattr(e.__cause__, "name", None) or e.name
+        package = DRIVERS.get(scheme, missing or "the driver of " + scheme)
         raise ConfigError(
-            f"The database driver for {where} is not installed ({e}). Install it with "
-            f"`pip install {package}`, or use the default SQLite storage."
+            f"The database driver for {where} is not installed (no module {missing!r}). "
+            f"Install it with `pip install {package}`, or use the default SQLite storage."
         ) from None
     except Exception as e:  # SQLAlchemy's errors: a bad URL, or a server that cannot be reached
         reason = redact(str(getattr(e, "orig", None) or e).strip().splitlines()[0])

@@ -1,0 +1,99 @@
+"""Sweeper settings and storages are checked before the first trial, with one paragraph that
+names the key; storage passwords are never written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+
+from sweeplab.errors import ConfigError
+from sweeplab.redaction import redact
+from sweeplab.sweep.storage import has_heartbeat, journal_path, open_storage
+from sweeplab.sweep.sweeper import _heartbeat, check_settings, writable_sweep_dir
+from sweeplab.tracking import flatten
+
+GOOD = dict(
+    direction="min",
+    storage="sqlite:///x.db",
+    study_name="s",
+    n_trials=20,
+    n_jobs=1,
+    max_failure_rate=0.25,
+    workers=1,
+    workers_per_gpu=1,
+)
+
+
+def test_good_settings_pass_and_directions_follow_monitor_mode() -> None:
+    assert check_settings(GOOD)["direction"] == "minimize"
+    assert check_settings(GOOD | {"direction": "maximize"})["direction"] == "maximize"
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("n_trials", 0, "`hydra.sweeper.n_trials`=0 is invalid"),
+        ("workers", 0, "`hydra.sweeper.workers`=0 is invalid"),
+        ("n_jobs", 0, "`hydra.sweeper.n_jobs`=0 is invalid"),
+        ("workers_per_gpu", 1.5, "`hydra.sweeper.workers_per_gpu`=1.5 is invalid"),
+        ("max_failure_rate", 1.5, "`hydra.sweeper.max_failure_rate`=1.5 is invalid"),
+        ("max_failure_rate", -0.1, "from 0 (stop at the first failed trial) to 1"),
+        ("direction", ["minimize", "maximize"], "is a list, but sweeplab optimises one"),
+        ("direction", "up", "`hydra.sweeper.direction`='up' is invalid"),
+        ("storage", "", "`hydra.sweeper.storage` is empty"),
+    ],
+)
+def test_bad_settings_name_the_key(key: str, value: object, message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        check_settings(GOOD | {key: value})
+
+
+def test_heartbeat_settings_are_checked() -> None:
+    assert _heartbeat({"interval": 5, "grace_period": 20, "max_retry": 2}).grace_period == 20
+    with pytest.raises(ConfigError, match="grace period longer than the interval"):
+        _heartbeat({"interval": 10, "grace_period": 10})
+    with pytest.raises(ConfigError, match="max_retry`=-1"):
+        _heartbeat({"max_retry": -1})
+
+
+def test_an_unwritable_sweep_dir_is_refused(tmp_path: Path) -> None:
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    with pytest.raises(ConfigError, match="is not writable.*paths.log_dir"):
+        writable_sweep_dir(blocker / "sweep")
+    assert writable_sweep_dir(tmp_path / "ok") == tmp_path / "ok"
+
+
+def test_a_missing_database_driver_says_what_to_install() -> None:
+    with pytest.raises(ConfigError, match=r"pip install mysqlclient") as error:
+        open_storage("mysql://bob:hunter2@db.example/optuna")
+    assert "hunter2" not in str(error.value) and "bob:***@" in str(error.value)
+
+
+def test_sqlite_storages_have_heartbeats_and_journal_files_do_not(tmp_path: Path) -> None:
+    from sweeplab.sweep.storage import Heartbeat
+
+    assert has_heartbeat(open_storage(f"sqlite:///{tmp_path / 'a.db'}", Heartbeat()))
+    assert not has_heartbeat(open_storage(f"sqlite:///{tmp_path / 'b.db'}"))
+    journal = f"journal:{tmp_path / 'nested' / 'study.log'}"
+    optuna.create_study(study_name="j", storage=open_storage(journal)).optimize(
+        lambda t: t.suggest_float("x", 0, 1), n_trials=2
+    )
+    again = optuna.load_study(study_name="j", storage=open_storage(journal))
+    assert len(again.trials) == 2 and not has_heartbeat(open_storage(journal))
+    assert journal_path("journal:///abs/x.log") == Path("/abs/x.log")
+
+
+def test_passwords_are_redacted_in_text_and_in_the_wandb_config() -> None:
+    url = "postgresql+psycopg://bob:s3:cr%40et@db.example:5432/optuna"
+    assert redact(f"storage {url} failed") == (
+        "storage postgresql+psycopg://bob:***@db.example:5432/optuna failed"
+    )
+    assert redact("sqlite:///logs/optuna.db") == "sqlite:///logs/optuna.db"
+    flat = flatten({"callbacks": {"optuna_pruning": {"storage": url, "n": 3}}})
+    assert flat == {
+        "callbacks.optuna_pruning.storage": "postgresql+psycopg://bob:***@db.example:5432/optuna",
+        "callbacks.optuna_pruning.n": 3,
+    }
