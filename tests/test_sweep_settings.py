@@ -3,6 +3,8 @@ names the key; storage passwords are never written."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import optuna
@@ -13,6 +15,7 @@ from sweeplab.redaction import redact
 from sweeplab.sweep.storage import has_heartbeat, journal_path, open_storage
 from sweeplab.sweep.sweeper import _heartbeat, check_settings, writable_sweep_dir
 from sweeplab.tracking import flatten
+from tests.services import PostgresServer
 
 GOOD = dict(
     direction="min",
@@ -97,3 +100,14 @@ def test_passwords_are_redacted_in_text_and_in_the_wandb_config() -> None:
         "callbacks.optuna_pruning.storage": "postgresql+psycopg://bob:***@db.example:5432/optuna",
         "callbacks.optuna_pruning.n": 3,
     }
+
+
+def test_workers_starting_together_on_a_new_database_all_connect(postgres: PostgresServer) -> None:
+    # They race to create Optuna's tables; the losers must retry, not fail.
+    url = postgres.new_database("race")
+    code = f"from sweeplab.sweep.storage import open_storage; open_storage({url!r})"
+    starts = [
+        subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True)
+        for _ in range(6)
+    ]
+    assert [(p.wait(timeout=120), p.stderr.read()[-500:]) for p in starts] == [(0, "")] * 6

@@ -8,12 +8,15 @@ Optuna's journal file for a shared filesystem without a database (no heartbeats)
 from __future__ import annotations
 
 import logging
+import random
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import optuna
+import sqlalchemy
 from optuna.storages import (
     BaseStorage,
     JournalStorage,
@@ -75,9 +78,7 @@ def open_storage(url: str, heartbeat: Heartbeat | None = None) -> BaseStorage:
     sqlite = url.startswith("sqlite")
     engine_kwargs = {"connect_args": {"timeout": 60}} if sqlite else {"pool_pre_ping": True}
     try:
-        with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.8
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return RDBStorage(url, engine_kwargs=engine_kwargs, **_heartbeat_options(heartbeat))
+        return _rdb_storage(url, engine_kwargs, heartbeat)
     except ImportError as e:  # Optuna re-raises the driver's ModuleNotFoundError as this
         scheme = url.split(":", 1)[0]
         missing = getattr(e.__cause__, "name", None) or e.name
@@ -94,6 +95,25 @@ def open_storage(url: str, heartbeat: Heartbeat | None = None) -> BaseStorage:
             "machine, and that the database exists; keep a password out of the command line "
             "with ~/.pgpass or SWEEPLAB_STORAGE (see the README, Scaling out)."
         ) from None
+
+
+def _rdb_storage(
+    url: str, engine_kwargs: dict[str, Any], heartbeat: Heartbeat | None, attempts: int = 5
+) -> RDBStorage:
+    """``RDBStorage(url)``; workers that start together on a new database race to create
+    Optuna's tables, and the losers (a duplicate key or table) simply try again."""
+
+    def connect() -> RDBStorage:
+        with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.8
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return RDBStorage(url, engine_kwargs=engine_kwargs, **_heartbeat_options(heartbeat))
+
+    for _ in range(attempts - 1):
+        try:
+            return connect()
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+            time.sleep(0.2 + random.random())
+    return connect()
 
 
 def _heartbeat_options(heartbeat: Heartbeat | None) -> dict[str, Any]:
