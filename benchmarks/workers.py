@@ -4,8 +4,10 @@ on PostgreSQL: finished trials per hour and the share of worker time spent outsi
 python benchmarks/workers.py --data-dir ../shared/fashion-mnist
 
 Every configuration runs the same 12-trial CNN sweep with a pruner, one after the other, on
-this machine; the figures are read back from each study. Idle share = 1 - (sum of trial
-durations) / (slots x wall time), where slots is the number of trials that can run at once.
+this machine; the figures are read back from each study and its trial directories. Idle share
+= 1 - (time spent in trials) / (slots x wall time), where slots is the number of trials that
+can run at once, and a trial's time runs from its config being written to its last file write
+(so a trial that waits for the rest of its batch is not counted as busy).
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ def run(name: str, data_dir: str, logs: Path, env: dict[str, str], *extra: str) 
         raise SystemExit(f"{name} failed:\n{done.stderr[-3000:]}")
     study = optuna.load_study(study_name=name, storage=storage)
     trials = [t for t in study.trials if stored.ran(t) and t.datetime_complete]
-    busy = sum((t.datetime_complete - t.datetime_start).total_seconds() for t in trials)
+    busy = sum(_time_in_trial(logs / "sweeps" / name / f"trial_{t.number}") for t in trials)
     return {
         "name": name,
         "wall": wall,
@@ -64,6 +66,14 @@ def run(name: str, data_dir: str, logs: Path, env: dict[str, str], *extra: str) 
         "epochs": sum(len(t.intermediate_values) for t in trials),
         "busy": busy,
     }
+
+
+def _time_in_trial(trial_dir: Path) -> float:
+    started = (trial_dir / ".hydra" / "config.yaml").stat().st_mtime
+    # not through links: W&B links each run's debug-core.log to one log the service keeps on writing
+    files = [p for p in trial_dir.rglob("*") if p.is_file() and not p.is_symlink()]
+    ended = max(p.stat().st_mtime for p in files)
+    return ended - started
 
 
 def main() -> None:

@@ -89,6 +89,27 @@ def test_local_workers_share_one_study(
     assert (sweep_dir / "trials.csv").read_text().count("\n") == 1 + len(study.trials)
 
 
+def test_workers_stopped_by_failures_end_the_sweep_with_their_paragraph(
+    fashion_dir: Path, tmp_path: Path, isolated_env: dict[str, str]
+) -> None:
+    result = sweep(
+        fashion_dir,
+        tmp_path,
+        isolated_env,
+        *MLP,
+        "logger=none",
+        "model/optimizer=sgd",
+        "model.optimizer.lr=1e6",
+        "hydra.sweeper.workers=2",
+        "hydra.sweeper.n_trials=4",
+    )
+    assert result.returncode == 1
+    assert "Error: The workers stopped with 0 of 4 trials finished." in result.stderr
+    assert re.search(r"Stopping the sweep: [23] trials failed", result.stderr)  # a worker's own
+    assert "Traceback" not in result.stderr
+    assert (tmp_path / "sweeps" / "mlp_optuna" / "trials.csv").is_file()
+
+
 def test_local_workers_on_a_journal_file(
     fashion_dir: Path, tmp_path: Path, isolated_env: dict[str, str]
 ) -> None:

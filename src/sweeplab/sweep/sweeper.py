@@ -169,7 +169,7 @@ class SweeplabOptunaSweeper(Sweeper):
                 progress.poll,
             )
             errors = [
-                f"worker {k} exited with status {code} (log: {sweep_dir}/workers/worker_{k}.log)"
+                workers.describe_exit(k, code, sweep_dir / "workers" / f"worker_{k}.log")
                 for k, code in enumerate(codes)
                 if code != 0
             ]
@@ -184,15 +184,14 @@ class SweeplabOptunaSweeper(Sweeper):
                 command, s["workers"], slurm, sweep_dir / "slurm", study.study_name, progress.poll
             )
         finished = stored.count_finished(study)
-        failures = [e for e in errors if e]
         if finished < budget.n_trials:
             raise workers.WorkersFailed(
                 f"The workers stopped with {finished} of {budget.n_trials} trials finished. "
-                + " ".join(redact(e) for e in failures)
+                + " ".join(redact(e) for e in errors)
                 + " Finished trials are kept; fix the cause, then run the same command again "
                 "to resume."
             )
-        for error in failures:
+        for error in errors:
             log.warning("A worker ended badly, the others finished the study: %s", redact(error))
 
     def _sampler(self, space: SearchSpace, n_trials: int) -> tuple[Any, int]:

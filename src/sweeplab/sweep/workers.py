@@ -110,6 +110,17 @@ def run_local(
     return [p.returncode for p in processes]
 
 
+def describe_exit(index: int, code: int, log_path: Path) -> str:
+    """Why local worker ``index`` stopped: its own error paragraph, or where its log is."""
+    errors = [
+        line
+        for line in log_path.read_text(errors="replace").splitlines()
+        if line.startswith("Error: ")
+    ]
+    reason = errors[-1] if errors else f"see {log_path}"
+    return f"Worker {index} exited with status {code}: {reason}"
+
+
 def _run_worker_job(command: list[str], env_updates: dict[str, str]) -> None:
     """Inside a SLURM job: run the worker with SLURM's own environment (its GPU included)."""
     subprocess.run(command, env={**os.environ, **env_updates}, check=True)
