@@ -1,16 +1,20 @@
-"""Seconds per training epoch: sweeplab's Lightning path against a plain PyTorch loop.
+"""Seconds per training epoch: sweeplab's default path against a plain float32 PyTorch loop.
 
 Both train the same baseline network on the same tensors, batch size and optimizer; the
-Lightning side is composed from the real configs (callbacks included), the plain side is
-forward, loss, backward, step. Epochs alternate between the two so that machine noise hits
-both alike; the first epoch of each is a warm-up and not counted.
+sweeplab side is composed from the real configs (callbacks included, precision=auto and
+channels-last as a user gets them), the plain side is forward, loss, backward, step in float32
+NCHW. Epochs alternate between the two so that machine noise hits both alike; the first epoch
+of each is a warm-up and not counted.
 
     python benchmarks/epoch_time.py --data-dir ../shared/fashion-mnist --epochs 3
+    python benchmarks/epoch_time.py --data-dir ../shared/fashion-mnist --experiments \
+        cnn_baseline --batch-sizes 32 256 --overrides trainer.precision=32-true
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import statistics
 import sys
@@ -38,16 +42,28 @@ class EpochTimer(pl.Callback):
     def on_train_epoch_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
         self._start = time.perf_counter()
 
-    def on_train_batch_end(self, *args: object) -> None:
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, module: pl.LightningModule, out: object, batch: object, i: int
+    ) -> None:
+        if i == trainer.num_training_batches - 1 and module.device.type == "cuda":
+            torch.cuda.synchronize()  # the last batch's end, not its launch
         self._end = time.perf_counter()  # the last batch's end, before validation starts
 
     def on_train_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
         self.seconds.append(self._end - self._start)
 
 
-def compose_experiment(experiment: str, data_dir: str, out: str) -> DictConfig:
+def compose_experiment(
+    experiment: str, data_dir: str, out: str, batch_size: int, extra: list[str]
+) -> DictConfig:
     GlobalHydra.instance().clear()
-    overrides = [f"experiment={experiment}", f"data.data_dir={data_dir}", "logger=csv"]
+    overrides = [
+        f"experiment={experiment}",
+        f"data.data_dir={data_dir}",
+        f"data.batch_size={batch_size}",
+        "logger=csv",
+        *extra,
+    ]
     with initialize_config_dir(str(ROOT / "configs")):
         cfg = compose("train", overrides=overrides)
     with open_dict(cfg):
@@ -69,24 +85,28 @@ def lightning_epochs(cfg: DictConfig, epochs: int) -> list[float]:
     return timer.seconds
 
 
-def plain_epochs(cfg: DictConfig, epochs: int) -> list[float]:
+def plain_epochs(cfg: DictConfig, epochs: int, device: str) -> list[float]:
+    """The reference: float32, NCHW, torch.optim.Adam's default (not fused) update."""
     torch.manual_seed(0)
     datamodule = config.instantiate(cfg.data, "data")
     datamodule.setup("fit")
-    net = config.instantiate(cfg.model.net, "model.net")
-    optimizer = config.instantiate(cfg.model.optimizer, "model.optimizer")(net.parameters())
+    batches = datamodule.train_dataloader()
+    batches.images, batches.labels = batches.images.to(device), batches.labels.to(device)
+    net = config.instantiate(cfg.model.net, "model.net").to(device)
+    optimizer = torch.optim.Adam(net.parameters(), lr=cfg.model.optimizer.lr)
     loss_fn = torch.nn.CrossEntropyLoss()
     seconds = []
     for _ in range(epochs):
         net.train()
         start = time.perf_counter()
-        total = torch.zeros(())
-        for images, labels in datamodule.train_dataloader():
+        total = torch.zeros((), device=device)
+        for images, labels in batches:
             optimizer.zero_grad(set_to_none=True)
             loss = loss_fn(net(images), labels)
             loss.backward()
             optimizer.step()
             total += loss.detach()
+        float(total)  # waits for the device to finish the epoch
         seconds.append(time.perf_counter() - start)
     return seconds
 
@@ -96,20 +116,24 @@ def main() -> None:
     parser.add_argument("--data-dir", default=os.environ.get("FASHION_MNIST_DIR"), required=False)
     parser.add_argument("--epochs", type=int, default=3, help="per side; the first is warm-up")
     parser.add_argument("--experiments", nargs="+", default=["cnn_baseline", "mlp_baseline"])
+    parser.add_argument("--batch-sizes", nargs="+", type=int, default=[32])
+    parser.add_argument("--overrides", nargs="*", default=[], help="for the sweeplab side")
+    parser.add_argument("--device", default="cpu", help="of the plain loop: cpu or cuda")
     args = parser.parse_args()
     if not args.data_dir:
         sys.exit("Pass --data-dir or set FASHION_MNIST_DIR.")
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch size 32")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     with tempfile.TemporaryDirectory() as out:
-        for experiment in args.experiments:
-            cfg = compose_experiment(experiment, args.data_dir, out)
+        for experiment, batch_size in itertools.product(args.experiments, args.batch_sizes):
+            cfg = compose_experiment(experiment, args.data_dir, out, batch_size, args.overrides)
             light, plain = [], []
             for _ in range(args.epochs):  # alternate one epoch each
                 light += lightning_epochs(cfg, 1)
-                plain += plain_epochs(cfg, 1)
+                plain += plain_epochs(cfg, 1, args.device)
             lm, pm = statistics.median(light[1:]), statistics.median(plain[1:])
             print(
-                f"{experiment}: sweeplab {lm:.2f} s/epoch, plain PyTorch {pm:.2f} s/epoch, "
+                f"{experiment}, batch {batch_size}: sweeplab {lm:.2f} s/epoch, "
+                f"plain PyTorch {pm:.2f} s/epoch, "
                 f"ratio {lm / pm:.3f}  (epochs: sweeplab {[round(s, 2) for s in light]}, "
                 f"plain {[round(s, 2) for s in plain]})",
                 flush=True,

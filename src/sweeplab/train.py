@@ -22,6 +22,7 @@ from rich.table import Table
 
 from sweeplab import config, record, seeds, tracking
 from sweeplab.errors import ConfigError, SweeplabError
+from sweeplab.timing import EpochClock
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,10 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     loggers = config.instantiate_group(cfg.get("logger"), "logger")
     if not loggers:  # the LR monitor has nowhere to write without a logger
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
-    trainer = config.instantiate(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers)
+    clock = EpochClock()
+    trainer = config.instantiate(
+        cfg.trainer, "trainer", callbacks=[*callbacks, clock], logger=loggers
+    )
 
     state = "failed"
     try:
@@ -74,6 +78,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         "ckpt_path": ckpt_path,
         "seed": seed,
         "epochs": trainer.current_epoch,
+        "epoch_seconds": clock.seconds,
         "duration_s": round(time.perf_counter() - started, 2),
         "git_commit": record.git_commit(Path(cfg.paths.root_dir)),
         "environment": record.environment(),

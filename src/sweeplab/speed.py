@@ -1,0 +1,63 @@
+"""The fastest correct numerics for the machine a run lands on.
+
+``precision="auto"`` (the trainer configs' default) picks mixed precision where the hardware
+runs it natively: bfloat16 on CPUs with AVX-512 BF16 or AMX and on GPUs that support it,
+float16 on older GPUs, float32 elsewhere. Measured on a 2-core AVX-512 BF16 CPU, bf16
+autocast with channels-last convolutions ran the reference CNN's training step in 0.49x
+(batch 32) to 0.34x (batch 256) of the float32 time (BENCHMARKS.md).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+AUTO = "auto"
+CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo flags of native bf16 arithmetic
+
+
+@functools.cache
+def cpu_has_native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """Whether this CPU computes in bfloat16 natively; without it, bf16 is emulated and
+    slower than float32."""
+    try:
+        flags = cpuinfo.read_text()
+    except OSError:  # not Linux: no cheap way to tell, and float32 is always correct
+        return False
+    return any(flag in flags.split() for flag in CPU_BF16_FLAGS)
+
+
+def auto_precision(accelerator: str) -> str:
+    """The Lightning ``precision`` that ``"auto"`` stands for on ``accelerator``."""
+    on_gpu = accelerator in ("gpu", "cuda") or (accelerator == AUTO and torch.cuda.is_available())
+    if on_gpu:
+        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+    return "bf16-mixed" if cpu_has_native_bf16() else "32-true"
+
+
+def trainer(precision: str | int = AUTO, accelerator: str = AUTO, **kwargs: Any) -> pl.Trainer:
+    """``pl.Trainer`` with ``precision="auto"`` resolved for the accelerator."""
+    if precision == AUTO:
+        precision = auto_precision(str(accelerator))
+        log.info("precision=auto: %s on accelerator=%s", precision, accelerator)
+    return pl.Trainer(precision=precision, accelerator=accelerator, **kwargs)
+
+
+def has_convolutions(net: nn.Module) -> bool:
+    return any(isinstance(m, nn.Conv2d) for m in net.modules())
+
+
+def to_channels_last(net: nn.Module, setting: bool | str) -> nn.Module:
+    """Convolutions in channels-last memory format (``setting`` true, or ``auto`` for a net
+    with 2-d convolutions): oneDNN and cuDNN run them, and the pooling after them, faster."""
+    if setting is True or (setting == AUTO and has_convolutions(net)):
+        return net.to(memory_format=torch.channels_last)
+    return net
