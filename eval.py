@@ -12,10 +12,10 @@ from omegaconf import DictConfig
 os.environ.setdefault("SWEEPLAB_ROOT", str(Path(__file__).resolve().parent))
 
 from sweeplab import evaluate  # noqa: E402
-from sweeplab.config import TRUSTED_TARGETS  # noqa: E402
+from sweeplab.config import trusted_targets  # noqa: E402
 
 
-@hydra.main(config_path="configs", config_name="eval", execution_whitelist=TRUSTED_TARGETS)
+@hydra.main(config_path="configs", config_name="eval", execution_whitelist=trusted_targets())
 def main(cfg: DictConfig) -> None:
     evaluate.main(cfg)
 

@@ -16,12 +16,12 @@ from omegaconf import DictConfig
 os.environ.setdefault("SWEEPLAB_ROOT", str(Path(__file__).resolve().parent))
 
 from sweeplab import train  # noqa: E402
-from sweeplab.config import TRUSTED_TARGETS  # noqa: E402
+from sweeplab.config import trusted_targets  # noqa: E402
 from sweeplab.errors import SweeplabError  # noqa: E402
 from sweeplab.sweep.best import expand_best_of  # noqa: E402
 
 
-@hydra.main(config_path="configs", config_name="train", execution_whitelist=TRUSTED_TARGETS)
+@hydra.main(config_path="configs", config_name="train", execution_whitelist=trusted_targets())
 def main(cfg: DictConfig) -> float:
     return train.main(cfg)
 

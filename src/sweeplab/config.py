@@ -6,22 +6,28 @@ seconds with one paragraph rather than after an epoch with a traceback.
 
 from __future__ import annotations
 
+import fnmatch
+import os
 from typing import Any
 
 import hydra
 import torch
 from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue
 
 from sweeplab.errors import ConfigError, SweeplabError
 
-# Targets that configs may instantiate (Hydra 1.4's execution whitelist).
-TRUSTED_TARGETS = [
-    "sweeplab.*",
-    "torch.optim.*",
-    "optuna.pruners.*",
-    "pytorch_lightning.*",
-]
+# Targets that configs may instantiate (Hydra 1.4's execution whitelist); users add the
+# module prefixes of their own architectures with SWEEPLAB_TRUSTED=pkg[,other.pkg].
+BUILTIN_TARGETS = ("sweeplab.*", "torch.optim.*", "optuna.pruners.*", "pytorch_lightning.*")
+TRUSTED_ENV = "SWEEPLAB_TRUSTED"
+
+
+def trusted_targets() -> list[str]:
+    """sweeplab's own targets and those under the prefixes named in ``SWEEPLAB_TRUSTED``."""
+    prefixes = [p.strip() for p in os.environ.get(TRUSTED_ENV, "").split(",") if p.strip()]
+    return [*BUILTIN_TARGETS, *(p if p.endswith("*") else f"{p}.*" for p in prefixes)]
 
 
 def instantiate(node: Any, key: str, **kwargs: Any) -> Any:
@@ -34,12 +40,20 @@ def instantiate(node: Any, key: str, **kwargs: Any) -> Any:
         for name, child in node.items():
             if isinstance(child, DictConfig) and "_target_" in child and name not in kwargs:
                 kwargs[str(name)] = instantiate(child, f"{key}.{name}")
+    target = node.get("_target_") if isinstance(node, DictConfig) else None
+    allowed = trusted_targets()
+    if isinstance(target, str) and not any(fnmatch.fnmatch(target, p) for p in allowed):
+        raise ConfigError(
+            f"`{key}._target_`={target!r} is not trusted: sweeplab instantiates only "
+            f"{', '.join(allowed)}. If it is your own code, name its package in the "
+            f"environment variable {TRUSTED_ENV} (comma-separated module prefixes), e.g. "
+            f"{TRUSTED_ENV}={target.split('.')[0]} python train.py ..."
+        )
     try:
-        return hydra.utils.instantiate(node, _execution_whitelist_=TRUSTED_TARGETS, **kwargs)
+        return hydra.utils.instantiate(node, _execution_whitelist_=allowed, **kwargs)
     except SweeplabError:
         raise
-    except (InstantiationException, ValueError, TypeError) as e:
-        target = node.get("_target_") if isinstance(node, DictConfig) else None
+    except (InstantiationException, MissingMandatoryValue, ValueError, TypeError) as e:
         raise ConfigError(
             f"Invalid config at `{key}` (target {target}): {e} Fix the value in configs/ or "
             f"override it on the command line, e.g. {key}.<name>=<value>."

@@ -16,10 +16,11 @@ TRACKED_PACKAGES = ("torch", "pytorch-lightning", "torchmetrics", "hydra-core", 
 
 
 def git_commit(directory: Path) -> str | None:
-    """The commit checked out in ``directory``, with ``-dirty`` when files were changed."""
+    """The commit checked out in ``directory``, with ``-dirty`` when files were changed or
+    files git does not track (and does not ignore) are there: both can change a run."""
     try:
         commit = _git(directory, "rev-parse", "HEAD")
-        dirty = _git(directory, "status", "--porcelain", "--untracked-files=no")
+        dirty = _git(directory, "status", "--porcelain")
     except (OSError, subprocess.SubprocessError):
         return None
     return f"{commit}-dirty" if dirty else commit

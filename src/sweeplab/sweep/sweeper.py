@@ -280,10 +280,15 @@ def writable_sweep_dir(path: Path) -> Path:
 
 def base_overrides(config: DictConfig, space: SearchSpace) -> list[str]:
     """What every trial's sampled overrides apply to, for retraining a trial exactly: the
-    model and objective (the monitor that ranked trials) and the sweep's fixed overrides."""
+    model and objective (the monitor that ranked trials), the config search path and the
+    sweep's fixed overrides."""
     choices = config.hydra.runtime.choices
     groups = [group for group in ("model", "objective") if choices.get(group)]
     base = {group: f"{group}={choices[group]}" for group in groups}
+    if config.hydra.searchpath:  # configs from the user's own directories (plug-ins)
+        base["hydra.searchpath"] = format_override(
+            "hydra.searchpath", list(config.hydra.searchpath)
+        )
     for override in space.fixed:
         key = override.split("=", 1)[0].lstrip("+~")
         if key not in SWEEP_ONLY_KEYS:
