@@ -74,6 +74,11 @@ def instantiate_group(group: DictConfig | None, key: str) -> list[Any]:
 
 def check_optimizer(cfg: DictConfig) -> None:
     """Build the optimizer on a dummy parameter, so that a bad ``lr`` or name fails now."""
+    lr = cfg.model.optimizer.get("lr")
+    if not _is_number(lr) or lr <= 0:
+        raise ConfigError(
+            f"`model.optimizer.lr`={lr!r} is invalid: use a positive number such as 0.001."
+        )
     factory = instantiate(cfg.model.optimizer, "model.optimizer")
     probe = [torch.nn.Parameter(torch.zeros(1))]
     try:
@@ -90,11 +95,19 @@ def check_optimizer(cfg: DictConfig) -> None:
         )
 
 
-def check_trainer(cfg: DictConfig) -> None:
-    max_epochs = cfg.trainer.get("max_epochs")
-    if not isinstance(max_epochs, int) or max_epochs < 1:
+def check_run(cfg: DictConfig) -> None:
+    """The run-level settings: epochs, seeds, the metric to optimise and its direction."""
+    for key, value, minimum in (
+        ("trainer.max_epochs", cfg.trainer.get("max_epochs"), 1),
+        ("seeds", cfg.get("seeds", 1), 1),
+    ):
+        if not _is_int(value) or value < minimum:
+            raise ConfigError(f"`{key}`={value!r} is invalid: use a positive integer.")
+    seed = cfg.get("seed")
+    if seed is not None and (not _is_int(seed) or not 0 <= seed < 2**32):
         raise ConfigError(
-            f"`trainer.max_epochs`={max_epochs!r} is invalid: use a positive integer."
+            f"`seed`={seed!r} is invalid: use an integer from 0 to 2**32-1, or null to draw one "
+            "(it is recorded in metrics.json)."
         )
     metric = cfg.get("optimized_metric")
     if not isinstance(metric, str) or not metric:
@@ -104,6 +117,30 @@ def check_trainer(cfg: DictConfig) -> None:
         )
     if cfg.get("monitor_mode") not in ("min", "max"):
         raise ConfigError(f"`monitor_mode`={cfg.get('monitor_mode')!r} is invalid: use min or max.")
+
+
+def check_logged(cfg: DictConfig, model: Any) -> None:
+    """``optimized_metric`` and ``monitor`` must be metrics the model logs (known before
+    training for models that list them), or the run would fail after its last epoch."""
+    logged = getattr(model, "LOGGED_METRICS", None)
+    if logged is None:
+        return
+    for key in ("optimized_metric", "monitor"):
+        value = cfg.get(key)
+        if value is not None and value not in logged:
+            raise ConfigError(
+                f"`{key}`={value!r} is not a metric this run logs; it logs "
+                f"{', '.join(logged)}. Set {key} to one of them (objective=val_acc|val_loss "
+                "sets monitor and optimized_metric together)."
+            )
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def to_plain(cfg: DictConfig) -> dict[str, Any]:

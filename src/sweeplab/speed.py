@@ -18,6 +18,8 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
+from sweeplab.errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 AUTO = "auto"
@@ -45,6 +47,13 @@ def auto_precision(accelerator: str) -> str:
 
 def trainer(precision: str | int = AUTO, accelerator: str = AUTO, **kwargs: Any) -> pl.Trainer:
     """``pl.Trainer`` with ``precision="auto"`` resolved for the accelerator."""
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ConfigError(
+            f"`trainer.accelerator`={accelerator!r}, but torch {torch.__version__} sees no CUDA "
+            "GPU on this machine; the accelerator here is the CPU. Use trainer=cpu (or "
+            "trainer=default, which takes a GPU when there is one), or run on a GPU machine "
+            "with a CUDA build of torch."
+        )
     if precision == AUTO:
         precision = auto_precision(str(accelerator))
         log.info("precision=auto: %s on accelerator=%s", precision, accelerator)

@@ -23,7 +23,10 @@ DEFAULT_BASE_URL = "https://api.wandb.ai"
 
 
 def wandb_logger(offline: bool | None = None, **kwargs: Any) -> WandbLogger:
-    """Build a ``WandbLogger``; ``offline=None`` picks online only when it can work."""
+    """Build a ``WandbLogger``; ``offline=None`` picks online only when it can work, and
+    ``WANDB_MODE=disabled`` logs nothing and writes nothing."""
+    if os.environ.get("WANDB_MODE", "").lower() == "disabled":
+        return WandbLogger(mode="disabled", **kwargs)
     if offline is None:
         offline = _should_run_offline()
     return WandbLogger(offline=offline, **kwargs)
@@ -32,7 +35,7 @@ def wandb_logger(offline: bool | None = None, **kwargs: Any) -> WandbLogger:
 def _should_run_offline() -> bool:
     mode = os.environ.get("WANDB_MODE", "").lower()
     if mode:
-        return mode in ("offline", "dryrun", "disabled")
+        return mode in ("offline", "dryrun")
     base_url = os.environ.get("WANDB_BASE_URL", DEFAULT_BASE_URL)
     if not _has_credentials(base_url):
         log.info("No W&B credentials found (WANDB_API_KEY or `wandb login`): logging offline.")

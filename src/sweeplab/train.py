@@ -33,14 +33,15 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     Returns the record that ``metrics.json`` holds.
     """
     started = time.perf_counter()
+    config.check_run(cfg)
     # seed=null draws a seed, so that the record still says how to repeat the run.
     seed = cfg.seed if cfg.get("seed") is not None else secrets.randbelow(2**31)
     pl.seed_everything(seed, workers=True, verbose=False)
 
-    config.check_trainer(cfg)
     config.check_optimizer(cfg)
     datamodule = config.instantiate(cfg.data, "data")
     model = config.instantiate(cfg.model, "model")
+    config.check_logged(cfg, model)
     callbacks = config.instantiate_group(cfg.get("callbacks"), "callbacks")
     datamodule.prepare_data()  # missing data fails here, before any logger starts a run
     loggers = config.instantiate_group(cfg.get("logger"), "logger")
@@ -95,6 +96,7 @@ def main(cfg: DictConfig) -> float:
     A user error in a single run becomes one paragraph on stderr and exit status 1.
     """
     try:
+        config.check_run(cfg)
         if cfg.get("seeds", 1) > 1:
             first_seed = cfg.seed if cfg.get("seed") is not None else secrets.randbelow(2**31)
             summary = seeds.run_seeds(cfg, run, first_seed)

@@ -81,7 +81,7 @@ class FashionMNISTDataModule(pl.LightningDataModule):
         augment_padding: int = 2,
     ) -> None:
         super().__init__()
-        _check_sizes(batch_size, eval_batch_size, val_size, train_subset, augment_padding)
+        _check_sizes(batch_size, eval_batch_size, val_size, train_subset, augment, augment_padding)
         self.data_dir = Path(data_dir).expanduser()
         self.download = download
         self.batch_size = batch_size
@@ -219,6 +219,7 @@ def _check_sizes(
     eval_batch_size: int,
     val_size: int,
     train_subset: int | None,
+    augment: bool,
     augment_padding: int,
 ) -> None:
     for key, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
@@ -240,6 +241,8 @@ def _check_sizes(
             f"there are {remaining} training images, and a stratified subset needs at least "
             f"one per class. Use an integer in {num_classes}..{remaining}, or null for all."
         )
+    if not isinstance(augment, bool):
+        raise ConfigError(f"data.augment={augment!r} is invalid: use true or false.")
     if not isinstance(augment_padding, int) or augment_padding < 0:
         raise ConfigError(
             f"data.augment_padding={augment_padding!r} is invalid: use an integer >= 0."

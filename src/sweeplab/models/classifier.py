@@ -18,6 +18,9 @@ OptimizerFactory = Callable[..., torch.optim.Optimizer]
 SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
 
 
+STAGES = ("train", "val", "test")
+
+
 class Classifier(pl.LightningModule):
     """Trains any network that maps images to class logits, with cross-entropy.
 
@@ -28,6 +31,12 @@ class Classifier(pl.LightningModule):
     ``train/acc``, ``val/loss``, ``val/acc``, ``val/loss_best``, ``val/acc_best``,
     ``test/loss``, ``test/acc``.
     """
+
+    LOGGED_METRICS = (
+        *(f"{stage}/{kind}" for stage in STAGES for kind in ("loss", "acc")),
+        "val/loss_best",
+        "val/acc_best",
+    )
 
     def __init__(
         self,
@@ -49,7 +58,7 @@ class Classifier(pl.LightningModule):
         self.metrics = nn.ModuleDict(
             {
                 f"{stage}_{kind}": metric
-                for stage in ("train", "val", "test")
+                for stage in STAGES
                 for kind, metric in (
                     ("acc", MulticlassAccuracy(num_classes, average="micro", validate_args=False)),
                     # "disable": a diverged (NaN) loss must show, not be dropped from the mean.
@@ -58,7 +67,7 @@ class Classifier(pl.LightningModule):
             }
         )
         self._epoch_outputs: dict[str, list[tuple[Tensor, Tensor, Tensor]]] = {
-            stage: [] for stage in ("train", "val", "test")
+            stage: [] for stage in STAGES
         }
         self.val_acc_best = MaxMetric()
         self.val_loss_best = MinMetric()

@@ -1,0 +1,81 @@
+"""Bad input is refused before training with one paragraph that names the key and the fix,
+without a traceback; reading a storage never creates one; WANDB_MODE=disabled writes nothing."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+
+from tests.conftest import run_entry, sweeplab_cli
+
+RUN = ("model=mlp", "trainer.max_epochs=1", "data.val_size=100", "logger=none")
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("model.optimizer.lr=abc", "`model.optimizer.lr`='abc' is invalid: use a positive number"),
+        ("seed=abc", "`seed`='abc' is invalid: use an integer"),
+        ("seeds=0", "`seeds`=0 is invalid: use a positive integer"),
+        ("data.augment=maybe", "data.augment='maybe' is invalid: use true or false"),
+        ("optimized_metric=val/nope", "`optimized_metric`='val/nope' is not a metric this run"),
+        ("monitor_mode=up", "`monitor_mode`='up' is invalid: use min or max"),
+        pytest.param(
+            "trainer=gpu",
+            "`trainer.accelerator`='gpu', but torch",
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is here"),
+        ),
+    ],
+)
+def test_a_bad_value_stops_the_run_before_training(
+    fashion_dir: Path, tmp_path: Path, isolated_env: dict[str, str], override: str, message: str
+) -> None:
+    started = time.monotonic()
+    result = run_entry(
+        "train.py",
+        *RUN,
+        f"data.data_dir={fashion_dir}",
+        override,
+        env=isolated_env,
+        log_dir=tmp_path,
+    )
+    assert result.returncode == 1
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert not list(tmp_path.rglob("*.ckpt"))  # no epoch was trained
+    assert time.monotonic() - started < 60
+
+
+def test_reading_a_missing_storage_never_creates_one(
+    tmp_path: Path, isolated_env: dict[str, str]
+) -> None:
+    missing = tmp_path / "typo" / "optuna.db"
+    result = sweeplab_cli("best", f"sqlite:///{missing}", env=isolated_env)
+    assert result.returncode == 1 and "There is no study storage at" in result.stderr
+    assert not missing.exists() and not missing.parent.exists()
+
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    optuna.create_study(study_name="real", storage=storage)
+    unknown = sweeplab_cli("best", storage, "--study", "nope", env=isolated_env)
+    assert unknown.returncode == 1 and "Traceback" not in unknown.stderr
+    assert "holds no study 'nope'; it holds real" in unknown.stderr
+
+
+def test_wandb_disabled_writes_no_run(
+    fashion_dir: Path, tmp_path: Path, isolated_env: dict[str, str]
+) -> None:
+    env = {**isolated_env, "WANDB_MODE": "disabled"}
+    result = run_entry(
+        "train.py",
+        "model=mlp",
+        "trainer.max_epochs=1",
+        "data.val_size=100",
+        f"data.data_dir={fashion_dir}",
+        env=env,
+        log_dir=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert list(tmp_path.rglob("metrics.json")) and not list(tmp_path.rglob("*wandb*"))
