@@ -13,7 +13,9 @@ from tests.idx_files import write_fashion_mnist
 from tests.services import postgres, slurm  # noqa: F401  (fixtures: real servers)
 
 ROOT = Path(__file__).resolve().parents[1]
-REAL_DATA = ROOT.parent / "shared" / "fashion-mnist"
+# The real Fashion-MNIST for the tests that use it: FASHION_MNIST_DIR, else ../shared next to
+# the repository (CI's layout).
+REAL_DATA = Path(os.environ.get("FASHION_MNIST_DIR") or ROOT.parent / "shared" / "fashion-mnist")
 
 
 @pytest.fixture(scope="session")

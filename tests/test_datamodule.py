@@ -14,8 +14,9 @@ from sweeplab.errors import ConfigError, DataError
 
 @pytest.fixture
 def data_copy(fashion_dir: Path, tmp_path: Path) -> Path:
-    """A private writable copy, so that cache files do not leak between tests."""
-    return Path(shutil.copytree(fashion_dir, tmp_path / "fm"))
+    """A private writable copy of the IDX files alone, so that cache files written by other
+    tests' runs do not leak in."""
+    return Path(shutil.copytree(fashion_dir, tmp_path / "fm", ignore=shutil.ignore_patterns(".*")))
 
 
 def _setup(data_dir: Path, stage: str | None = None, **kwargs: object) -> FashionMNISTDataModule:

@@ -60,12 +60,8 @@ def test_train_then_eval_on_synthetic_data(
     hparams = (run_dir / "csv" / "hparams.yaml").read_text()
     assert "model.net.filters:" in hparams and "model.optimizer.lr: 0.001" in hparams
 
-    evaluated = run_entry(
-        "eval.py",
-        f"ckpt_path={saved['ckpt_path']}",
-        f"data.data_dir={fashion_dir}",
-        env=isolated_env,
-        log_dir=logs,
+    evaluated = run_entry(  # as the README shows it: the training run's data settings
+        "eval.py", f"ckpt_path={saved['ckpt_path']}", env=isolated_env, log_dir=logs
     )
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
     eval_record = json.loads((_only_run_dir(logs, "eval") / "metrics.json").read_text())

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from sweeplab import config, record
@@ -29,6 +30,15 @@ def training_config(ckpt_path: Path, train_run_dir: str | None) -> DictConfig:
     return OmegaConf.load(saved)  # type: ignore[return-value]
 
 
+def data_config(trained: DictConfig) -> DictConfig:
+    """The training run's data settings (where its data was, its split), with the ``data.*``
+    overrides of this command on top."""
+    task = HydraConfig.get().overrides.task if HydraConfig.initialized() else []
+    overrides = [o.removeprefix("data.") for o in task if o.startswith("data.")]
+    plain = OmegaConf.to_container(trained.data, resolve=True)
+    return OmegaConf.merge(plain, OmegaConf.from_dotlist(overrides))  # type: ignore[return-value]
+
+
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Test ``cfg.ckpt_path`` and write ``metrics.json`` into this run's directory."""
     ckpt_path = Path(cfg.ckpt_path).expanduser()
@@ -41,7 +51,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         pl.seed_everything(cfg.seed, verbose=False)
     trained = training_config(ckpt_path, cfg.get("train_run_dir"))
     model = config.instantiate(trained.model, "model")
-    datamodule = config.instantiate(cfg.data, "data")
+    datamodule = config.instantiate(data_config(trained), "data")
     datamodule.prepare_data()
     trainer = config.instantiate(cfg.trainer, "trainer", logger=False)
     trainer.test(model, datamodule=datamodule, ckpt_path=str(ckpt_path), verbose=False)
