@@ -3,6 +3,7 @@ without a traceback; reading a storage never creates one; WANDB_MODE=disabled wr
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 
@@ -79,3 +80,18 @@ def test_wandb_disabled_writes_no_run(
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert list(tmp_path.rglob("metrics.json")) and not list(tmp_path.rglob("*wandb*"))
+
+
+@pytest.mark.parametrize("name", ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"])
+def test_a_corrupt_test_file_fails_before_training(
+    fashion_dir: Path, tmp_path: Path, isolated_env: dict[str, str], name: str
+) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(fashion_dir, data, ignore=shutil.ignore_patterns(".*"))
+    (data / name).write_bytes((data / name).read_bytes()[:-40])  # truncated
+    result = run_entry(
+        "train.py", *RUN, f"data.data_dir={data}", env=isolated_env, log_dir=tmp_path / "logs"
+    )
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert name in result.stderr and "Traceback" not in result.stderr
+    assert not list(tmp_path.rglob("*.ckpt"))

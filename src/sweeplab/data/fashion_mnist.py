@@ -93,11 +93,18 @@ class FashionMNISTDataModule(pl.LightningDataModule):
         self.augment_padding = augment_padding
         self.data_sha256: dict[str, str] = {}
         self._splits: dict[str, TensorBatches] = {}
+        self._loaded: dict[str, LabelledImages] = {}  # decoded once per run
 
     # -- Lightning hooks -------------------------------------------------------------------
 
     def prepare_data(self) -> None:
-        """Make sure the four files exist, downloading them when allowed."""
+        """Make sure the four files exist (downloading them when allowed) and are sound, so
+        that a corrupt test file fails now rather than after the whole training run."""
+        self._ensure_files()
+        for split in SPLIT_FILES:
+            self._load(split)
+
+    def _ensure_files(self) -> None:
         missing = [
             f"{stem}.gz"
             for pair in SPLIT_FILES.values()
@@ -178,6 +185,11 @@ class FashionMNISTDataModule(pl.LightningDataModule):
         return TensorBatches(images, labels, batch_size, shuffle)
 
     def _load(self, split: str) -> LabelledImages:
+        if split not in self._loaded:
+            self._loaded[split] = self._read(split)
+        return self._loaded[split]
+
+    def _read(self, split: str) -> LabelledImages:
         paths = []
         for stem in SPLIT_FILES[split]:
             path = find_idx_file(self.data_dir, stem)
