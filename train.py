@@ -17,7 +17,7 @@ os.environ.setdefault("SWEEPLAB_ROOT", str(Path(__file__).resolve().parent))
 
 from sweeplab import train  # noqa: E402
 from sweeplab.config import trusted_targets  # noqa: E402
-from sweeplab.errors import SweeplabError  # noqa: E402
+from sweeplab.errors import SweeplabError, exit_with  # noqa: E402
 from sweeplab.sweep.best import expand_best_of  # noqa: E402
 
 
@@ -30,5 +30,5 @@ if __name__ == "__main__":
     try:
         sys.argv[1:] = expand_best_of(sys.argv[1:])
     except SweeplabError as e:
-        sys.exit(f"Error: {e}")
+        exit_with(e)
     main()

@@ -95,3 +95,43 @@ def test_a_corrupt_test_file_fails_before_training(
     assert result.returncode == 1, result.stderr[-2000:]
     assert name in result.stderr and "Traceback" not in result.stderr
     assert not list(tmp_path.rglob("*.ckpt"))
+
+
+@pytest.mark.parametrize(
+    ("argument", "message"),
+    [
+        (None, "`ckpt_path` is required"),
+        ("ckpt_path={tmp}/missing.ckpt", "is not a file"),
+        ("ckpt_path={tmp}/run/checkpoints/best.ckpt", "is not a readable Lightning checkpoint"),
+    ],
+)
+def test_eval_refuses_a_missing_or_corrupt_checkpoint(
+    tmp_path: Path, isolated_env: dict[str, str], argument: str | None, message: str
+) -> None:
+    corrupt = tmp_path / "run" / "checkpoints" / "best.ckpt"
+    corrupt.parent.mkdir(parents=True)
+    corrupt.write_bytes(b"not a checkpoint")
+    args = [argument.format(tmp=tmp_path)] if argument else []
+    result = run_entry("eval.py", *args, env=isolated_env, log_dir=tmp_path / "logs")
+    assert result.returncode == 1
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("multirun", [False, True])
+def test_an_unwritable_log_dir_is_one_paragraph(
+    fashion_dir: Path, tmp_path: Path, isolated_env: dict[str, str], multirun: bool
+) -> None:
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    mode = ["-m", "hparams_search=mlp_optuna"] if multirun else []
+    result = run_entry(
+        "train.py",
+        *mode,
+        *RUN,
+        f"data.data_dir={fashion_dir}",
+        env=isolated_env,
+        log_dir=blocker / "logs",
+    )
+    assert result.returncode == 1
+    assert "is not writable (Not a directory)" in result.stderr
+    assert "Traceback" not in result.stderr

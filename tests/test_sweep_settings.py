@@ -11,9 +11,10 @@ import optuna
 import pytest
 
 from sweeplab.errors import ConfigError
+from sweeplab.outputs import writable_dir
 from sweeplab.redaction import redact
 from sweeplab.sweep.storage import has_heartbeat, journal_path, open_storage
-from sweeplab.sweep.sweeper import _heartbeat, check_settings, writable_sweep_dir
+from sweeplab.sweep.sweeper import _heartbeat, check_settings
 from sweeplab.tracking import flatten
 from tests.services import PostgresServer
 
@@ -65,8 +66,8 @@ def test_an_unwritable_sweep_dir_is_refused(tmp_path: Path) -> None:
     blocker = tmp_path / "a_file"
     blocker.write_text("")
     with pytest.raises(ConfigError, match="is not writable.*paths.log_dir"):
-        writable_sweep_dir(blocker / "sweep")
-    assert writable_sweep_dir(tmp_path / "ok") == tmp_path / "ok"
+        writable_dir(blocker / "sweep")
+    assert writable_dir(tmp_path / "ok") == tmp_path / "ok"
 
 
 def test_a_missing_database_driver_says_what_to_install() -> None:

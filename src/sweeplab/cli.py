@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from sweeplab.errors import SweeplabError
+from sweeplab.errors import SweeplabError, exit_with
 from sweeplab.seeds import comparison_table
 from sweeplab.sweep.best import load_best
 
@@ -35,9 +35,10 @@ def main(argv: list[str] | None = None) -> int:
             print(found.command_line())
         else:
             print(comparison_table(args.run_dirs))
-    except (SweeplabError, FileNotFoundError) as e:
-        print(f"Error: {e}", file=sys.stderr)
-        return 1
+    except SweeplabError as e:
+        exit_with(e)
+    except FileNotFoundError as e:
+        exit_with(SweeplabError(f"{e.filename} does not exist: {e.strerror}."))
     return 0
 
 

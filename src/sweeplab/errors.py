@@ -1,4 +1,7 @@
-"""Errors that reach the user as one paragraph instead of a traceback."""
+"""Errors that reach the user as one paragraph instead of a traceback, and the one way out."""
+
+import sys
+from typing import NoReturn
 
 
 class SweeplabError(Exception):
@@ -19,3 +22,9 @@ class DataError(SweeplabError):
 
 class TrainingDiverged(SweeplabError):
     """The training loss became NaN or infinite."""
+
+
+def exit_with(error: SweeplabError) -> NoReturn:
+    """The user-error exit of every entry point: the paragraph on stderr, exit status 1."""
+    print(f"\nError: {error}", file=sys.stderr)
+    raise SystemExit(1) from None

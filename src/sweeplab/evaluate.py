@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from sweeplab import config, record
-from sweeplab.errors import ConfigError, SweeplabError
+from sweeplab.errors import ConfigError, SweeplabError, exit_with
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +30,21 @@ def training_config(ckpt_path: Path, train_run_dir: str | None) -> DictConfig:
     return OmegaConf.load(saved)  # type: ignore[return-value]
 
 
+def _check_readable(ckpt_path: Path) -> None:
+    """Open the checkpoint (tensors and plain data only) before anything is built."""
+    try:
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    except Exception as e:  # any unpickling failure: truncated, corrupt, not a checkpoint
+        state = e
+    if not isinstance(state, dict) or "state_dict" not in state:
+        reason = f" ({type(state).__name__}: {state})" if isinstance(state, Exception) else ""
+        raise ConfigError(
+            f"`ckpt_path`={str(ckpt_path)!r} is not a readable Lightning checkpoint{reason}. "
+            "It may be truncated or corrupt; evaluate another checkpoint of the run, or "
+            "retrain it."
+        )
+
+
 def data_config(trained: DictConfig) -> DictConfig:
     """The training run's data settings (where its data was, its split), with the ``data.*``
     overrides of this command on top."""
@@ -41,12 +56,13 @@ def data_config(trained: DictConfig) -> DictConfig:
 
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Test ``cfg.ckpt_path`` and write ``metrics.json`` into this run's directory."""
+    hint = "Point it at a checkpoint train.py wrote: logs/runs/<name>/<time>/checkpoints/best.ckpt."
+    if OmegaConf.is_missing(cfg, "ckpt_path"):
+        raise ConfigError(f"`ckpt_path` is required: the checkpoint to evaluate. {hint}")
     ckpt_path = Path(cfg.ckpt_path).expanduser()
     if not ckpt_path.is_file():
-        raise ConfigError(
-            f"`ckpt_path`={cfg.ckpt_path!r} is not a file. Point it at a checkpoint written by "
-            "train.py, e.g. logs/runs/<name>/<time>/checkpoints/best.ckpt."
-        )
+        raise ConfigError(f"`ckpt_path`={cfg.ckpt_path!r} is not a file. {hint}")
+    _check_readable(ckpt_path)
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, verbose=False)
     trained = training_config(ckpt_path, cfg.get("train_run_dir"))
@@ -73,5 +89,4 @@ def main(cfg: DictConfig) -> None:
     try:
         run(cfg)
     except SweeplabError as e:
-        print(f"\nError: {e}", file=sys.stderr)
-        raise SystemExit(1) from None
+        exit_with(e)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sweeplab import config, record, seeds, tracking
-from sweeplab.errors import ConfigError, SweeplabError
+from sweeplab.errors import ConfigError, SweeplabError, exit_with
 from sweeplab.timing import EpochClock
 
 log = logging.getLogger(__name__)
@@ -106,8 +105,7 @@ def main(cfg: DictConfig) -> float:
     except SweeplabError as e:
         if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
             raise  # the sweeper records the failed trial and goes on
-        print(f"\nError: {e}", file=sys.stderr)
-        raise SystemExit(1) from None
+        exit_with(e)
 
 
 def objective(result: dict[str, Any]) -> float:

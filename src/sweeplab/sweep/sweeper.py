@@ -10,8 +10,6 @@ trials that stop the sweep only past ``max_failure_rate``, progress lines and re
 from __future__ import annotations
 
 import logging
-import sys
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -23,7 +21,8 @@ from hydra.types import HydraContext, TaskFunction
 from hydra.utils import get_method, instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from sweeplab.errors import ConfigError, SweeplabError
+from sweeplab.errors import ConfigError, SweeplabError, exit_with
+from sweeplab.outputs import writable_dir
 from sweeplab.redaction import redact
 from sweeplab.sweep import report, workers
 from sweeplab.sweep import study as stored
@@ -94,8 +93,7 @@ class SweeplabOptunaSweeper(Sweeper):
             self._sweep(arguments)
         except SweeplabError as e:  # one paragraph for the user, not Hydra's traceback
             log.error("%s", e)
-            print(f"\nError: {e}", file=sys.stderr)
-            raise SystemExit(1) from None
+            exit_with(e)
 
     def _sweep(self, arguments: list[str]) -> None:
         assert self.config is not None
@@ -109,7 +107,7 @@ class SweeplabOptunaSweeper(Sweeper):
         with warnings.catch_warnings():  # e.g. TPE's `group`: experimental, and what we want
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             sampler, n_trials = self._sampler(space, s["n_trials"])
-        sweep_dir = writable_sweep_dir(Path(self.config.hydra.sweep.dir))
+        sweep_dir = writable_dir(Path(self.config.hydra.sweep.dir))
         storage = open_storage(s["storage"], heartbeat)
         study = optuna.create_study(
             study_name=s["study_name"],
@@ -264,18 +262,6 @@ def _heartbeat(node: Any) -> Heartbeat:
             f"`hydra.sweeper.heartbeat.max_retry`={heartbeat.max_retry} is invalid: use 0 or more."
         )
     return heartbeat
-
-
-def writable_sweep_dir(path: Path) -> Path:
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        tempfile.TemporaryFile(dir=path).close()
-    except OSError as e:
-        raise ConfigError(
-            f"The sweep directory {path} is not writable ({e.strerror}): set a writable one "
-            "with paths.log_dir=<dir> or hydra.sweep.dir=<dir>."
-        ) from None
-    return path
 
 
 def base_overrides(config: DictConfig, space: SearchSpace) -> list[str]:
