@@ -150,5 +150,6 @@ def test_download_falls_back_to_next_mirror(server: str, tmp_path: Path) -> None
 def test_unreachable_mirror_fails_fast(tmp_path: Path) -> None:
     started = time.monotonic()
     with pytest.raises(DataError, match="Could not download f"):
-        download(["http://127.0.0.1:9/f"], tmp_path / "f", MD5)
+        download(["http://127.0.0.1:9/f"], tmp_path / "new" / "data" / "f", MD5)
     assert time.monotonic() - started < 5
+    assert not (tmp_path / "new").exists()  # no empty data directory left behind

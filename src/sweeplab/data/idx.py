@@ -5,6 +5,7 @@ No Lightning here: plain functions over paths and tensors, so that they are easy
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import http.client
@@ -136,6 +137,7 @@ def download(
     checksum matches, so an interrupted download never leaves a partial file behind.
     Raises :class:`DataError` when no mirror delivers a file with the right checksum.
     """
+    created = [d for d in (destination.parent, *destination.parent.parents) if not d.exists()]
     destination.parent.mkdir(parents=True, exist_ok=True)
     failures: list[str] = []
     for url in urls:
@@ -149,6 +151,9 @@ def download(
             except (urllib.error.URLError, OSError, ValueError) as e:
                 failures.append(f"{url}: {e}")
                 break
+    for directory in created:  # innermost first: a failed download leaves no empty directories
+        with contextlib.suppress(OSError):
+            directory.rmdir()
     raise DataError(
         f"Could not download {destination.name} from any mirror: " + "; ".join(failures)
     )
