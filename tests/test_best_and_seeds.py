@@ -107,3 +107,27 @@ def test_a_repeated_configuration_reuses_the_earlier_value(tmp_path: Path) -> No
     reused = study.trials[repeat.number]
     assert reused.value == 0.25 and reused.user_attrs[stored.DUPLICATE_OF] == first.number
     assert study.trials[other.number].state == optuna.trial.TrialState.RUNNING
+
+
+def test_plots_show_only_varied_parameters_with_their_full_names(tmp_path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from optuna.visualization.matplotlib import plot_parallel_coordinate
+
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(4):
+        trial = study.ask()
+        trial.suggest_float("model.net.hidden_dropout_rate_of_layer[0]", 0, 1)
+        trial.suggest_categorical("constant", ["same"])
+        study.tell(trial, trial.params["model.net.hidden_dropout_rate_of_layer[0]"])
+    varied = report._varied_params(study.trials)
+    assert varied == ["model.net.hidden_dropout_rate_of_layer[0]"]
+    ax = plot_parallel_coordinate(study, params=varied)
+    report._untruncate(ax, varied)
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["Objective Value", *varied]
+    assert set(report.write_plots(study, tmp_path)) == {
+        "optimization_history.png",
+        "param_importances.png",
+        "parallel_coordinates.png",
+    }

@@ -77,7 +77,8 @@ hydra:
   sweeper:
     params:
       model.net.channels: choice(4, 8)
-      model.optimizer.lr: choice(0.01, 0.001)
+      # continuous: two trials never repeat (a repeat would reuse its twin, not train)
+      model.optimizer.lr: tag(log, interval(0.0005, 0.05))
 """
 
 

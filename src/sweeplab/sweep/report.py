@@ -127,18 +127,24 @@ def write_plots(study: optuna.Study, sweep_dir: Path) -> list[str]:
 
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    # Parameters that never changed explain nothing: leave them out of both parameter plots.
+    varied = _varied_params(complete)
+    in_every_trial = [p for p in varied if all(p in t.params for t in complete)]
     written = []
     for name, draw, needed in (
         ("optimization_history.png", plots.plot_optimization_history, 1),
-        ("param_importances.png", plots.plot_param_importances, 2),
-        ("parallel_coordinates.png", plots.plot_parallel_coordinate, 2),
+        ("param_importances.png", partial(plots.plot_param_importances, params=in_every_trial), 2),
+        ("parallel_coordinates.png", partial(plots.plot_parallel_coordinate, params=varied), 2),
     ):
-        if len(complete) < needed:
+        if len(complete) < needed or (name != "optimization_history.png" and not varied):
             continue
         try:
             axes = draw(study)
             figure = axes.figure if hasattr(axes, "figure") else axes[0].figure
             figure.set_size_inches(10, 6)
+            for ax in figure.axes:  # long parameter names: in full, slanted, with room
+                _untruncate(ax, varied)
+                ax.tick_params(axis="x", labelrotation=20)
             figure.tight_layout()
             _replace(sweep_dir / name, partial(figure.savefig, dpi=100, format="png"))
             plt.close(figure)
@@ -146,6 +152,25 @@ def write_plots(study: optuna.Study, sweep_dir: Path) -> list[str]:
         except Exception as e:  # a plot is a convenience: never lose the sweep over it
             log.warning("Could not draw %s: %s", name, e)
     return written
+
+
+def _untruncate(ax: Any, names: list[str]) -> None:
+    """Optuna shortens long parameter names on the parallel-coordinates axis ("model.net.hid...");
+    put the full names back where the labels are, in order, prefixes of them."""
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    full = ["Objective Value", *sorted(names)]
+    if len(labels) == len(full) and all(
+        name.startswith(label.removesuffix("...")) for label, name in zip(labels, full, strict=True)
+    ):
+        ax.set_xticks(ax.get_xticks(), full)
+
+
+def _varied_params(trials: list[FrozenTrial]) -> list[str]:
+    values: dict[str, set[str]] = {}
+    for trial in trials:
+        for name, value in trial.params.items():
+            values.setdefault(name, set()).add(repr(value))
+    return [name for name, seen in values.items() if len(seen) > 1]
 
 
 def _cell(value: Any) -> str:
