@@ -19,6 +19,13 @@ def data_copy(fashion_dir: Path, tmp_path: Path) -> Path:
     return Path(shutil.copytree(fashion_dir, tmp_path / "fm", ignore=shutil.ignore_patterns(".*")))
 
 
+@pytest.fixture(autouse=True)
+def user_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The user cache of these tests, in their temporary directory."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
 def _setup(data_dir: Path, stage: str | None = None, **kwargs: object) -> FashionMNISTDataModule:
     dm = FashionMNISTDataModule(data_dir, download=False, val_size=100, **kwargs)
     dm.prepare_data()
@@ -53,9 +60,11 @@ def test_split_is_deterministic_and_seeded(data_copy: Path) -> None:
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
-def test_second_load_reads_the_cache(data_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_second_load_reads_the_cache(
+    data_copy: Path, user_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     first = _setup(data_copy, "fit").val_dataloader().images
-    assert (data_copy / ".train.cache.pt").is_file()
+    assert list(user_cache.rglob("sweeplab/fashion-mnist/*/train.cache.pt"))
 
     def no_decoding(*args: object) -> None:
         raise AssertionError("decoded the raw files again despite a valid cache")
@@ -64,20 +73,23 @@ def test_second_load_reads_the_cache(data_copy: Path, monkeypatch: pytest.Monkey
     assert torch.equal(first, _setup(data_copy, "fit").val_dataloader().images)
 
 
-def test_corrupt_cache_is_rebuilt(data_copy: Path) -> None:
+def test_corrupt_cache_is_rebuilt(data_copy: Path, user_cache: Path) -> None:
     expected = _setup(data_copy, "fit").val_dataloader().images
-    (data_copy / ".train.cache.pt").write_bytes(b"garbage")
+    [cache] = user_cache.rglob("train.cache.pt")
+    cache.write_bytes(b"garbage")
     assert torch.equal(expected, _setup(data_copy, "fit").val_dataloader().images)
 
 
-def test_read_only_directory_caches_in_user_cache(
-    data_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_the_cache_never_goes_next_to_the_data(
+    data_copy: Path, user_cache: Path, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setattr(fashion_mnist.os, "access", lambda path, mode: False)
     _setup(data_copy, "fit")
-    assert list((tmp_path / "cache" / "sweeplab").rglob("train.cache.pt"))
-    assert not (data_copy / ".train.cache.pt").exists()
+    assert list(user_cache.rglob("train.cache.pt"))
+    assert sorted(p.name for p in data_copy.iterdir()) == sorted(
+        p.name for p in data_copy.glob("*.gz")
+    )
+    _setup(data_copy, "fit", cache_dir=tmp_path / "elsewhere")  # data.cache_dir=...
+    assert list((tmp_path / "elsewhere").rglob("train.cache.pt"))
 
 
 def test_corrupt_file_is_named(data_copy: Path) -> None:

@@ -49,8 +49,8 @@ class FashionMNISTDataModule(pl.LightningDataModule):
 
     The validation set is a stratified sample of the official training set; ``train_subset``
     keeps a stratified subset of what remains, for quick runs. Decoded files are cached as
-    uint8 tensors next to the raw files (or in the user cache when that directory is
-    read-only), so only the first run decompresses.
+    uint8 tensors in the user cache (``cache_dir``, by default ``~/.cache``), so only the
+    first run decompresses.
     """
 
     num_classes = 10
@@ -79,6 +79,7 @@ class FashionMNISTDataModule(pl.LightningDataModule):
         train_subset: int | None = None,
         augment: bool = False,
         augment_padding: int = 2,
+        cache_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         super().__init__()
         _check_sizes(batch_size, eval_batch_size, val_size, train_subset, augment, augment_padding)
@@ -91,6 +92,7 @@ class FashionMNISTDataModule(pl.LightningDataModule):
         self.train_subset = train_subset
         self.augment = augment
         self.augment_padding = augment_padding
+        self.cache_dir = Path(cache_dir).expanduser() if cache_dir else None
         self.data_sha256: dict[str, str] = {}
         self._splits: dict[str, TensorBatches] = {}
         self._loaded: dict[str, LabelledImages] = {}  # decoded once per run
@@ -207,11 +209,10 @@ class FashionMNISTDataModule(pl.LightningDataModule):
         return cached
 
     def _cache_path(self, split: str) -> Path:
-        if os.access(self.data_dir, os.W_OK):
-            return self.data_dir / f".{split}.cache.pt"
-        # Read-only data directory (a shared copy): cache per directory in the user's cache.
+        # In the user's cache, never next to the data: a dataset directory is often shared and
+        # read-mostly (and writable to root). One folder per data directory.
+        base = self.cache_dir or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
         key = hashlib.sha1(str(self.data_dir.resolve()).encode()).hexdigest()[:12]
-        base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
         return base / "sweeplab" / "fashion-mnist" / key / f"{split}.cache.pt"
 
     def _missing_message(self, missing: list[str], reason: str) -> str:
