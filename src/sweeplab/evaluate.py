@@ -30,8 +30,9 @@ def training_config(ckpt_path: Path, train_run_dir: str | None) -> DictConfig:
     return OmegaConf.load(saved)  # type: ignore[return-value]
 
 
-def _check_readable(ckpt_path: Path) -> None:
-    """Open the checkpoint (tensors and plain data only) before anything is built."""
+def read_weights(ckpt_path: Path) -> dict[str, torch.Tensor]:
+    """The model weights of a Lightning checkpoint, read once (tensors and plain data only)
+    before anything is built."""
     try:
         state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
     except Exception as e:  # any unpickling failure: truncated, corrupt, not a checkpoint
@@ -43,6 +44,7 @@ def _check_readable(ckpt_path: Path) -> None:
             "It may be truncated or corrupt; evaluate another checkpoint of the run, or "
             "retrain it."
         )
+    return state["state_dict"]
 
 
 def data_config(trained: DictConfig) -> DictConfig:
@@ -62,15 +64,22 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     ckpt_path = Path(cfg.ckpt_path).expanduser()
     if not ckpt_path.is_file():
         raise ConfigError(f"`ckpt_path`={cfg.ckpt_path!r} is not a file. {hint}")
-    _check_readable(ckpt_path)
+    weights = read_weights(ckpt_path)
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, verbose=False)
     trained = training_config(ckpt_path, cfg.get("train_run_dir"))
     model = config.instantiate(trained.model, "model")
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as e:
+        raise ConfigError(
+            f"`ckpt_path`={str(ckpt_path)!r} does not fit the model of its training config "
+            f"({str(e).splitlines()[0]}). Pass train_run_dir=<the run that wrote it>."
+        ) from None
     datamodule = config.instantiate(data_config(trained), "data")
     datamodule.prepare_data()
     trainer = config.instantiate(cfg.trainer, "trainer", logger=False)
-    trainer.test(model, datamodule=datamodule, ckpt_path=str(ckpt_path), verbose=False)
+    trainer.test(model, datamodule=datamodule, verbose=False)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     result = {
         "metrics": metrics,
