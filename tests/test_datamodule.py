@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import gzip
+import os
 import shutil
 import time
 from pathlib import Path
@@ -71,6 +73,29 @@ def test_second_load_reads_the_cache(
 
     monkeypatch.setattr(fashion_mnist, "read_images_and_labels", no_decoding)
     assert torch.equal(first, _setup(data_copy, "fit").val_dataloader().images)
+
+
+def test_the_cache_is_keyed_by_content(
+    data_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    labels_before = _setup(data_copy, "fit").train_dataloader().labels.clone()
+    # An edited file with the same size and time stamp is decoded again, not served stale.
+    labels_file = data_copy / "train-labels-idx1-ubyte.gz"
+    stat = labels_file.stat()
+    raw = bytearray(gzip.decompress(labels_file.read_bytes()))
+    raw[8:] = bytes((label + 1) % 10 for label in raw[8:])
+    labels_file.write_bytes(gzip.compress(bytes(raw)))
+    os.utime(labels_file, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    labels_after = _setup(data_copy, "fit").train_dataloader().labels
+    assert not torch.equal(labels_before, labels_after)
+    # The same files in another directory share the cache.
+    moved = Path(shutil.copytree(data_copy, tmp_path / "moved"))
+
+    def no_decoding(*args: object) -> None:
+        raise AssertionError("decoded identical files again despite a valid cache")
+
+    monkeypatch.setattr(fashion_mnist, "read_images_and_labels", no_decoding)
+    assert torch.equal(labels_after, _setup(moved, "fit").train_dataloader().labels)
 
 
 def test_corrupt_cache_is_rebuilt(data_copy: Path, user_cache: Path) -> None:

@@ -34,7 +34,7 @@ SPLIT_FILES = {
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
 TRAIN_SIZE = 60_000
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -198,21 +198,25 @@ class FashionMNISTDataModule(pl.LightningDataModule):
             if path is None:
                 raise DataError(self._missing_message([stem], "prepare_data() was not run"))
             paths.append(path)
-        cached = _read_cache(self._cache_path(split), paths)
+        # Hashing the compressed files takes milliseconds and names the cache by content: a
+        # changed file is decoded again, and copies of the data in two places share one cache.
+        digests = {p.name: file_digest(p) for p in paths}
+        cache = self._cache_path(split, digests)
+        cached = _read_cache(cache, digests)
         if cached is None:
             images, labels = read_images_and_labels(
                 paths[0], paths[1], self.num_classes, self.input_shape[1:]
             )
-            cached = LabelledImages(images, labels.long(), {p.name: file_digest(p) for p in paths})
-            _write_cache(self._cache_path(split), paths, cached)
+            cached = LabelledImages(images, labels.long(), digests)
+            _write_cache(cache, cached)
         self.data_sha256.update(cached.sha256)
         return cached
 
-    def _cache_path(self, split: str) -> Path:
+    def _cache_path(self, split: str, digests: dict[str, str]) -> Path:
         # In the user's cache, never next to the data: a dataset directory is often shared and
-        # read-mostly (and writable to root). One folder per data directory.
+        # read-mostly (and writable to root).
         base = self.cache_dir or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-        key = hashlib.sha1(str(self.data_dir.resolve()).encode()).hexdigest()[:12]
+        key = hashlib.sha256("".join(sorted(digests.values())).encode()).hexdigest()[:16]
         return base / "sweeplab" / "fashion-mnist" / key / f"{split}.cache.pt"
 
     def _missing_message(self, missing: list[str], reason: str) -> str:
@@ -262,16 +266,12 @@ def _check_sizes(
         )
 
 
-def _source_stamp(paths: list[Path]) -> dict[str, tuple[int, int]]:
-    return {p.name: (p.stat().st_size, p.stat().st_mtime_ns) for p in paths}
-
-
-def _read_cache(cache: Path, sources: list[Path]) -> LabelledImages | None:
+def _read_cache(cache: Path, digests: dict[str, str]) -> LabelledImages | None:
     if not cache.is_file():
         return None
     try:
         saved = torch.load(cache, weights_only=True)
-        if saved["version"] != CACHE_VERSION or saved["sources"] != _source_stamp(sources):
+        if saved["version"] != CACHE_VERSION or saved["sha256"] != digests:
             return None
         return LabelledImages(saved["images"], saved["labels"], saved["sha256"])
     except Exception as e:  # a corrupt cache is rebuilt from the raw files, never fatal
@@ -279,13 +279,12 @@ def _read_cache(cache: Path, sources: list[Path]) -> LabelledImages | None:
         return None
 
 
-def _write_cache(cache: Path, sources: list[Path], data: LabelledImages) -> None:
+def _write_cache(cache: Path, data: LabelledImages) -> None:
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_name(cache.name + f".{os.getpid()}.tmp")
         state = {
             "version": CACHE_VERSION,
-            "sources": _source_stamp(sources),
             "images": data.images,
             "labels": data.labels,
             "sha256": data.sha256,
