@@ -3,6 +3,7 @@
 sweeplab best logs/sweeps/mlp_optuna          # the best overrides, ready to paste
 sweeplab best sqlite:///path/optuna.db --study mlp_optuna
 sweeplab compare logs/runs/mlp_baseline/<time> logs/runs/mlp_optuna/<time>
+sweeplab dashboard logs/sweeps/mlp_optuna       # optuna-dashboard on the sweep's study
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from sweeplab.dashboard import serve
 from sweeplab.errors import SweeplabError, exit_with
 from sweeplab.seeds import comparison_table
 from sweeplab.sweep.best import load_best
@@ -24,6 +26,12 @@ def main(argv: list[str] | None = None) -> int:
     best.add_argument("--study", help="the study name, when the storage holds several")
     compare = commands.add_parser("compare", help="compare runs' accuracy over their seeds")
     compare.add_argument("run_dirs", nargs="+", type=Path, help="run directories of train.py")
+    dashboard = commands.add_parser("dashboard", help="serve optuna-dashboard on a sweep")
+    dashboard.add_argument("source", help="a sweep directory, or an Optuna storage URL")
+    dashboard.add_argument("--port", type=int, default=8080, help="0 picks a free port")
+    dashboard.add_argument(
+        "--host", default="127.0.0.1", help="0.0.0.0 to serve other machines (no login!)"
+    )
     args = parser.parse_args(argv)
     try:
         if args.command == "best":
@@ -33,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
             print(found.command_line())
+        elif args.command == "dashboard":
+            serve(args.source, args.host, args.port)
         else:
             print(comparison_table(args.run_dirs))
     except SweeplabError as e:

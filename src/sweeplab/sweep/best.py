@@ -17,7 +17,7 @@ from sweeplab.errors import ConfigError
 from sweeplab.redaction import redact
 from sweeplab.sweep import study as stored
 from sweeplab.sweep.report import RESULTS_FILE
-from sweeplab.sweep.storage import is_journal, journal_path, open_storage
+from sweeplab.sweep.storage import is_journal, open_existing_storage
 
 BEST_OF = "best_of="
 
@@ -60,14 +60,7 @@ def load_best(source: str, study_name: str | None = None) -> BestTrial:
 
 
 def _from_storage(storage: str, study_name: str | None) -> BestTrial:
-    existing = _local_file(storage)
-    if existing is not None and not existing.is_file():  # reading must never create one
-        raise ConfigError(
-            f"There is no study storage at {existing} ({redact(storage)}). Check the path: a "
-            "sweep's SQLite storage is logs/sweeps/<study name>/optuna.db, or pass the sweep "
-            "directory itself."
-        )
-    opened = open_storage(storage)
+    opened = open_existing_storage(storage)
     names = optuna.get_all_study_names(opened)
     if study_name is not None and study_name not in names:
         raise ConfigError(
@@ -93,15 +86,6 @@ def _from_storage(storage: str, study_name: str | None) -> BestTrial:
         *best.user_attrs.get(stored.OVERRIDES, []),
     ]
     return BestTrial(study_name, best.number, float(best.value), overrides)
-
-
-def _local_file(storage: str) -> Path | None:
-    """The file behind a SQLite or journal URL (``None`` for a database server)."""
-    if is_journal(storage):
-        return journal_path(storage)
-    if storage.startswith("sqlite:///"):
-        return Path(storage.removeprefix("sqlite:///"))
-    return None
 
 
 def expand_best_of(argv: list[str]) -> list[str]:

@@ -31,6 +31,7 @@ from sweeplab.redaction import redact
 log = logging.getLogger(__name__)
 
 JOURNAL_SCHEME = "journal:"
+DEFAULT_SQLITE_FILE = "optuna.db"  # in the sweep directory; see configs/hydra/sweeper
 DRIVERS = {  # the pip package that provides each URL scheme's database driver
     "postgresql": "psycopg[binary]",
     "postgresql+psycopg": "psycopg[binary]",
@@ -95,6 +96,40 @@ def open_storage(url: str, heartbeat: Heartbeat | None = None) -> BaseStorage:
             "machine, and that the database exists; keep a password out of the command line "
             "with ~/.pgpass or SWEEPLAB_STORAGE (see the README, Scaling out)."
         ) from None
+
+
+def open_existing_storage(source: str) -> BaseStorage:
+    """The storage a finished or running sweep wrote, for reading: an Optuna storage URL, or a
+    sweep directory (its default SQLite file). Never creates a database file."""
+    if "://" in source or is_journal(source):
+        url = source
+    else:
+        directory = Path(source).expanduser()
+        if not directory.is_dir():
+            raise ConfigError(
+                f"{source} is neither a sweep directory nor an Optuna storage URL. Pass the "
+                "directory a sweep wrote (logs/sweeps/<study name>) or a URL such as "
+                "sqlite:///logs/sweeps/<study name>/optuna.db or postgresql://user@host/db."
+            )
+        url = f"sqlite:///{directory / DEFAULT_SQLITE_FILE}"
+    existing = _local_file(url)
+    if existing is not None and not existing.is_file():
+        raise ConfigError(
+            f"There is no study storage at {existing} ({redact(url)}). Check the path: a "
+            f"sweep's default storage is logs/sweeps/<study name>/{DEFAULT_SQLITE_FILE}; a "
+            "sweep that ran with hydra.sweeper.storage or SWEEPLAB_STORAGE set keeps its study "
+            "there, so pass that URL instead."
+        )
+    return open_storage(url)
+
+
+def _local_file(url: str) -> Path | None:
+    """The file behind a SQLite or journal URL (``None`` for a database server)."""
+    if is_journal(url):
+        return journal_path(url)
+    if url.startswith("sqlite:///"):
+        return Path(url.removeprefix("sqlite:///"))
+    return None
 
 
 def _rdb_storage(
