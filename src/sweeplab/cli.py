@@ -4,11 +4,13 @@ sweeplab best logs/sweeps/mlp_optuna          # the best overrides, ready to pas
 sweeplab best sqlite:///path/optuna.db --study mlp_optuna
 sweeplab compare logs/runs/mlp_baseline/<time> logs/runs/mlp_optuna/<time>
 sweeplab dashboard logs/sweeps/mlp_optuna       # optuna-dashboard on the sweep's study
+sweeplab wandb-sweep hparams_search=cnn_optuna > sweeps/cnn_bayes.yaml
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from sweeplab.dashboard import serve
 from sweeplab.errors import SweeplabError, exit_with
 from sweeplab.seeds import comparison_table
 from sweeplab.sweep.best import load_best
+from sweeplab.sweep.wandb_sweeps import to_yaml, wandb_sweep
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,6 +35,12 @@ def main(argv: list[str] | None = None) -> int:
     dashboard.add_argument(
         "--host", default="127.0.0.1", help="0.0.0.0 to serve other machines (no login!)"
     )
+    export = commands.add_parser(
+        "wandb-sweep", help="write a search space as a W&B Sweeps definition (YAML)"
+    )
+    export.add_argument("overrides", nargs="+", help="hparams_search=NAME and other overrides")
+    export.add_argument("--name", help="the W&B sweep's name (default: <model>_bayes)")
+    export.add_argument("--config-dir", type=Path, default=Path("configs"))
     args = parser.parse_args(argv)
     try:
         if args.command == "best":
@@ -41,6 +50,10 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
             print(found.command_line())
+        elif args.command == "wandb-sweep":
+            definition = wandb_sweep(args.config_dir, args.overrides, args.name)
+            command_line = shlex.join(["sweeplab", "wandb-sweep", *args.overrides])
+            print(to_yaml(definition, command_line), end="")
         elif args.command == "dashboard":
             serve(args.source, args.host, args.port)
         else:

@@ -1,0 +1,184 @@
+"""A sweep's search space as a W&B Sweeps definition (``sweeps/*.yaml``).
+
+W&B Sweeps have no conditional parameters, so a variable number of layers
+(``hydra.sweeper.layers``) becomes one categorical parameter whose values are whole layer
+stacks: every combination of the per-layer values for every layer count, written as one
+Hydra dict override of the keys' common parent (``model.net={filters: [32, 64], ...}``),
+which Hydra merges into the config. Every run W&B proposes is then a valid configuration.
+W&B's parameter names cannot hold a config group's ``/`` either, so a group choice such as
+``model/optimizer`` becomes the parameter ``model.optimizer`` whose values are the options'
+contents as Hydra dicts, merged the same way over the default option (``++`` overrides, so
+that an option's own keys may be added).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from hydra import compose, initialize_config_dir
+from hydra.errors import HydraException
+from omegaconf import DictConfig, OmegaConf
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+
+from sweeplab.errors import ConfigError
+from sweeplab.sweep.spaces import LayerSpace, SearchSpace, format_override, grid_choices
+
+# The command an agent runs: W&B's values arrive after the fixed overrides as ``++key=value``,
+# which may also add keys to a config node (a group option's own keys, like SGD's momentum).
+AGENT_COMMAND = ["${env}", "python", "${program}", "${args_override_hydra}"]
+SWEEP_ONLY = ("hparams_search=", "hydra.sweeper", "hydra/sweeper")
+GOALS = {"max": "maximize", "maximize": "maximize", "min": "minimize", "minimize": "minimize"}
+
+
+def wandb_sweep(
+    config_dir: Path, overrides: list[str], name: str | None = None, program: str = "train.py"
+) -> dict[str, Any]:
+    """The W&B Sweeps definition (Bayesian search) of the sweep that ``overrides`` (such as
+    ``hparams_search=cnn_optuna``) compose from ``config_dir``; ``name`` defaults to
+    ``<model>_bayes``."""
+    cfg = compose_search(config_dir, overrides)
+    sweeper = cfg.hydra.sweeper
+    space = SearchSpace.from_overrides(
+        [format_override(str(k), v) for k, v in sweeper.get("params", {}).items()],
+        layers=LayerSpace.from_config(sweeper.layers) if sweeper.get("layers") else None,
+    )
+    parameters = {
+        key.replace("/", "."): _group_options(config_dir, overrides, key, dist, space)
+        if "/" in key
+        else _parameter(key, dist)
+        for key, dist in space.params.items()
+    }
+    if space.layers is not None:
+        parameters.update(_layer_stacks(space.layers))
+    choices = cfg.hydra.runtime.choices
+    name = name or f"{choices['model']}_bayes"
+    # The trial's model and objective, without the sweep's own settings (hparams_search adds
+    # Optuna's pruning callback and the study name, which a W&B run has no use for).
+    # The user's own overrides stay (say trainer.max_epochs=10 or hydra.searchpath=[...]).
+    fixed = [
+        f"model={choices['model']}",
+        f"objective={choices['objective']}",
+        f"name={name}",
+        *(o for o in overrides if not o.lstrip("+~").startswith(SWEEP_ONLY)),
+    ]
+    return {
+        "name": name,
+        "program": program,
+        "method": "bayes",
+        "metric": {"name": str(cfg.optimized_metric), "goal": GOALS[str(sweeper.direction)]},
+        "parameters": parameters,
+        "command": [*AGENT_COMMAND[:3], *fixed, *AGENT_COMMAND[3:]],
+    }
+
+
+def _parameter(key: str, distribution: BaseDistribution) -> dict[str, Any]:
+    if isinstance(distribution, CategoricalDistribution) or (
+        isinstance(distribution, IntDistribution | FloatDistribution)
+        and distribution.step is not None
+        and not distribution.log
+        and (distribution.high - distribution.low) / distribution.step < 100
+    ):
+        return {"values": grid_choices(key, distribution)}
+    if isinstance(distribution, IntDistribution):
+        kind = "q_log_uniform_values" if distribution.log else "int_uniform"
+        extra = {"q": 1} if distribution.log else {}
+        return {"distribution": kind, "min": distribution.low, "max": distribution.high, **extra}
+    if isinstance(distribution, FloatDistribution):
+        kind = "log_uniform_values" if distribution.log else "uniform"
+        return {"distribution": kind, "min": distribution.low, "max": distribution.high}
+    raise ConfigError(f"`{key}`: {distribution!r} has no W&B Sweeps equivalent.")
+
+
+def _group_options(
+    config_dir: Path,
+    overrides: list[str],
+    group: str,
+    choices: BaseDistribution,
+    space: SearchSpace,
+) -> dict[str, Any]:
+    """A config group's options as Hydra dicts to merge over the default option: each with
+    every key of the default (else the merge would leave stale keys), less the keys that are
+    sampled themselves (say model.optimizer.lr), which must not be overwritten."""
+    node = group.replace("/", ".")
+    sampled = {key.removeprefix(node + ".") for key in space.params if key.startswith(node + ".")}
+    default = set(OmegaConf.select(compose_search(config_dir, overrides), node))
+    options = []
+    for option in grid_choices(group, choices):
+        content = OmegaConf.select(
+            compose_search(config_dir, [*overrides, f"{group}={option}"]), node
+        )
+        missing = default - set(content)
+        if missing:
+            raise ConfigError(
+                f"W&B Sweeps cannot express the choice {group}={option}: the option lacks "
+                f"{', '.join(sorted(missing))}, which the default option sets, and W&B can only "
+                "merge values over the default. Give every option of the group the same keys."
+            )
+        options.append(_hydra_value({k: v for k, v in content.items() if k not in sampled}))
+    return {"values": options}
+
+
+def _layer_stacks(layers: LayerSpace) -> dict[str, Any]:
+    parent = _common_parent(list(layers.params))
+    per_layer = {key: grid_choices(f"{key}[i]", d) for key, d in layers.params.items()}
+    stacks = []
+    for count in grid_choices(layers.count_name, layers.count):
+        for combination in itertools.product(
+            *(itertools.product(*per_layer.values()) for _ in range(count))
+        ):
+            lists = {
+                key.removeprefix(parent + "."): [layer[i] for layer in combination]
+                for i, key in enumerate(per_layer)
+            }
+            stacks.append(_hydra_value(lists))
+    return {parent: {"values": stacks}}
+
+
+def _common_parent(keys: list[str]) -> str:
+    parents = {key.rpartition(".")[0] for key in keys}
+    if len(parents) != 1 or "" in parents:
+        raise ConfigError(
+            f"The per-layer keys {', '.join(keys)} of hydra.sweeper.layers do not share one "
+            "parent config node, so W&B Sweeps (which have no conditional parameters) cannot "
+            "set them together; put them under one node such as model.net."
+        )
+    return parents.pop()
+
+
+def _hydra_value(value: Any) -> str:
+    """``value`` in Hydra's override grammar (dicts, lists, booleans, numbers, strings)."""
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{k}: {_hydra_value(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_hydra_value(v) for v in value) + "]"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
+
+
+def compose_search(config_dir: Path, overrides: list[str]) -> DictConfig:
+    """The ``train`` config with its ``hydra`` node, composed as a sweep would compose it."""
+    if not (config_dir / "train.yaml").is_file():
+        raise ConfigError(
+            f"{config_dir} holds no train.yaml: run from the project root, or pass its "
+            "configs folder with --config-dir."
+        )
+    try:
+        with initialize_config_dir(str(config_dir.resolve())):
+            return compose("train", overrides=overrides, return_hydra_config=True)
+    except HydraException as e:
+        raise ConfigError(f"Cannot compose the sweep's config: {e}") from None
+
+
+def to_yaml(definition: dict[str, Any], command_line: str) -> str:
+    header = f"# W&B Sweeps definition, generated by: {command_line}\n"
+    return header + yaml.safe_dump(definition, sort_keys=False, width=100)
