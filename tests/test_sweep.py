@@ -84,6 +84,29 @@ def test_mlp_sweep_writes_results_and_logs_trials_to_wandb(
     assert run["config"]["group"] == "mlp_optuna" and run["config"]["job_type"] == "trial"
     assert run["config"]["trial_number"] in (0, 1, 2) and run["summary"]["state"] == "complete"
 
+    # one more W&B run holds the study: its trials table, best configuration and plots
+    [study_run] = sweep_dir.glob("wandb/offline-run-*")
+    run = inspect_wandb_run(study_run, isolated_env)
+    assert run["state"] == "finished" and run["config"]["job_type"] == "study"
+    assert run["config"]["group"] == "mlp_optuna"
+    assert run["summary"]["best_trial"] == study.best_trial.number
+    assert run["summary"]["best_value"] == pytest.approx(study.best_value)
+    assert "model/optimizer=sgd" in run["summary"]["best_overrides"]
+    assert run["summary"]["trials_complete"] == 3
+    table = json.loads((study_run / "files" / run["summary"]["trials"]["path"]).read_text())
+    assert table["columns"][:3] == ["number", "state", "value"]
+    assert [row[2] for row in table["data"]] == pytest.approx([t.value for t in study.trials])
+    images = {
+        k
+        for k, v in run["summary"].items()
+        if isinstance(v, dict) and v.get("_type") == "image-file"
+    }
+    assert images == {
+        "plots/optimization_history",
+        "plots/param_importances",
+        "plots/parallel_coordinates",
+    }
+
     # the best configuration, as overrides and retrained over two seeds
     best = sweeplab_cli("best", str(sweep_dir), env=isolated_env)
     assert best.returncode == 0, best.stderr

@@ -63,3 +63,15 @@ def test_offline_is_chosen_without_credentials_or_server(
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     assert tracking._should_run_offline() is offline
+
+
+def test_study_run_only_where_the_trials_log_to_wandb() -> None:
+    from omegaconf import OmegaConf
+
+    from sweeplab.sweep.wandb_study import wandb_settings
+
+    wandb = {"_target_": "sweeplab.tracking.wandb_logger", "project": "p", "offline": None}
+    assert wandb_settings(OmegaConf.create({"logger": {"wandb": wandb}}))["project"] == "p"
+    assert wandb_settings(OmegaConf.create({"logger": None})) is None  # logger=none
+    csv = {"csv": {"_target_": "pytorch_lightning.loggers.CSVLogger"}}
+    assert wandb_settings(OmegaConf.create({"logger": csv})) is None

@@ -25,11 +25,17 @@ DEFAULT_BASE_URL = "https://api.wandb.ai"
 def wandb_logger(offline: bool | None = None, **kwargs: Any) -> WandbLogger:
     """Build a ``WandbLogger``; ``offline=None`` picks online only when it can work, and
     ``WANDB_MODE=disabled`` logs nothing and writes nothing."""
+    return WandbLogger(mode=wandb_mode(offline), **kwargs)
+
+
+def wandb_mode(offline: bool | None = None) -> str:
+    """``disabled`` under ``WANDB_MODE=disabled``; else ``offline`` or ``online``, where
+    ``offline=None`` picks online only when it can work."""
     if os.environ.get("WANDB_MODE", "").lower() == "disabled":
-        return WandbLogger(mode="disabled", **kwargs)
+        return "disabled"
     if offline is None:
         offline = _should_run_offline()
-    return WandbLogger(offline=offline, **kwargs)
+    return "offline" if offline else "online"
 
 
 def _should_run_offline() -> bool:

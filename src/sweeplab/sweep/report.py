@@ -33,16 +33,22 @@ def best_trial(study: optuna.Study) -> FrozenTrial | None:
         return None
 
 
-def write_all(study: optuna.Study, sweep_dir: Path) -> None:
-    """Write every result file; a plot that cannot be drawn is skipped with a warning."""
-    base_overrides = study.user_attrs.get(stored.BASE_OVERRIDES, [])
+def reported_trials(study: optuna.Study) -> list[FrozenTrial]:
     # Surplus asks (two workers racing for the last place) were never run: not trials to report.
-    trials = [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get(stored.SURPLUS)]
+    return [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get(stored.SURPLUS)]
+
+
+def write_all(study: optuna.Study, sweep_dir: Path) -> list[Path]:
+    """Write every result file; a plot that cannot be drawn is skipped with a warning.
+    Returns the plots written."""
+    base_overrides = study.user_attrs.get(stored.BASE_OVERRIDES, [])
+    trials = reported_trials(study)
     best = best_trial(study)
     write_results(study, trials, best, sweep_dir / RESULTS_FILE, base_overrides)
     write_trials_csv(trials, sweep_dir / TRIALS_FILE)
     plots = write_plots(study, sweep_dir)
     write_markdown(study, trials, best, sweep_dir / REPORT_FILE, base_overrides, plots)
+    return [sweep_dir / plot for plot in plots]
 
 
 def best_overrides(best: FrozenTrial, base_overrides: list[str]) -> list[str]:
@@ -97,22 +103,31 @@ def _param_names(trials: list[FrozenTrial]) -> list[str]:
     return list(names)
 
 
-def write_trials_csv(trials: list[FrozenTrial], path: Path) -> None:
+def trial_rows(trials: list[FrozenTrial]) -> tuple[list[str], list[list[Any]]]:
+    """One row per trial: number, state, value, epochs, duration, every parameter ("" where
+    a trial does not have it), error, duplicate_of, retry_of, worker."""
     params = _param_names(trials)
     header = ["number", "state", "value", "epochs", "duration_s", *params]
     header += ["error", "duplicate_of", "retry_of", "worker"]
+    rows = []
+    for t in trials:
+        row = [t.number, t.state.name, t.value, len(t.intermediate_values), _duration(t)]
+        row += [t.params.get(name, "") for name in params]  # "" = inactive parameter
+        row += [stored.error_of(t) or "", t.user_attrs.get(stored.DUPLICATE_OF, "")]
+        retry = stored.retry_of(t)
+        row += ["" if retry is None else retry, t.user_attrs.get(stored.WORKER, "")]
+        rows.append(row)
+    return header, rows
+
+
+def write_trials_csv(trials: list[FrozenTrial], path: Path) -> None:
+    header, rows = trial_rows(trials)
 
     def write(tmp: Path) -> None:
         with tmp.open("w", newline="") as f:
             writer = csv.writer(f)
             writer.writerow(header)
-            for t in trials:
-                row = [t.number, t.state.name, t.value, len(t.intermediate_values), _duration(t)]
-                row += [t.params.get(name, "") for name in params]  # "" = inactive parameter
-                row += [stored.error_of(t) or "", t.user_attrs.get(stored.DUPLICATE_OF, "")]
-                retry = stored.retry_of(t)
-                row += ["" if retry is None else retry, t.user_attrs.get(stored.WORKER, "")]
-                writer.writerow(row)
+            writer.writerows(rows)
 
     _replace(path, write)
 

@@ -29,6 +29,7 @@ from sweeplab.sweep import study as stored
 from sweeplab.sweep.progress import SweepProgress
 from sweeplab.sweep.spaces import LayerSpace, SearchSpace, format_override
 from sweeplab.sweep.storage import Heartbeat, open_storage
+from sweeplab.sweep.wandb_study import log_study, wandb_settings
 from sweeplab.sweep.worker import Budget, Worker
 
 log = logging.getLogger(__name__)
@@ -150,7 +151,10 @@ class SweeplabOptunaSweeper(Sweeper):
                 self._start_workers(study, sweep_dir, s, budget)
         finally:
             if index is None:  # the workers' parent writes the reports once, at the end
-                report.write_all(study, sweep_dir)
+                plots = report.write_all(study, sweep_dir)
+                settings = wandb_settings(self.config)
+                if settings is not None:
+                    log_study(study, sweep_dir, plots, settings, s["storage"])
         if index is None:
             log.info("Results in %s", sweep_dir)
 

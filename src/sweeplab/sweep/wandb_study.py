@@ -1,0 +1,103 @@
+"""One W&B run per study (``job_type=study``, in the study's group next to its trials): the
+trials table, the best configuration and the sweep's plots, so the W&B project shows the
+study itself and not only its trials."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+from typing import Any
+
+import optuna
+from omegaconf import DictConfig, OmegaConf
+
+from sweeplab import tracking
+from sweeplab.redaction import redact
+from sweeplab.sweep import study as stored
+from sweeplab.sweep.report import best_overrides, best_trial, reported_trials, trial_rows
+
+log = logging.getLogger(__name__)
+
+WANDB_LOGGER = "sweeplab.tracking.wandb_logger"
+
+
+def wandb_settings(config: DictConfig) -> dict[str, Any] | None:
+    """The trials' W&B logger settings (project, tags, offline), or ``None`` when the sweep
+    does not log to W&B."""
+    node = OmegaConf.select(config, "logger.wandb")
+    if node is None or node.get("_target_") != WANDB_LOGGER:
+        return None
+    return {key: OmegaConf.select(node, key) for key in ("project", "tags", "offline")}
+
+
+def log_study(
+    study: optuna.Study, sweep_dir: Path, plots: list[Path], settings: dict[str, Any], storage: str
+) -> None:
+    """Write (or, online, update) the study's run, its files under ``sweep_dir``. Never fails
+    the sweep: a problem is a warning, and the results on disk stand."""
+    import wandb
+
+    mode = tracking.wandb_mode(settings.get("offline"))
+    if mode == "disabled":
+        return
+    # One run per study and storage: re-running (resuming) a sweep updates the same run.
+    run_id = hashlib.sha1(f"{study.study_name}@{redact(storage)}".encode()).hexdigest()[:16]
+    trials, best = reported_trials(study), best_trial(study)
+    try:
+        run = wandb.init(
+            project=settings.get("project"),
+            group=study.study_name,
+            job_type="study",
+            name=f"{study.study_name}-study",
+            id=f"study-{run_id}",
+            resume="allow",
+            tags=list(settings.get("tags") or []),
+            dir=str(sweep_dir),
+            mode=mode,
+            config={  # group and job_type also as config, as the trials have them
+                "group": study.study_name,
+                "job_type": "study",
+                "study_name": study.study_name,
+                "direction": study.direction.name.lower(),
+                "sampler": type(study.sampler).__name__,
+                "pruner": type(study.pruner).__name__,
+                "storage": redact(storage),
+            },
+            reinit="create_new",
+        )
+    except Exception as e:
+        log.warning("Could not start the study's W&B run: %s", e)
+        return
+    try:
+        header, rows = trial_rows(trials)
+        record: dict[str, Any] = {
+            "trials": wandb.Table(columns=header, data=rows, allow_mixed_types=True),
+            **{f"plots/{p.stem}": wandb.Image(str(p)) for p in plots},
+        }
+        run.log(record)
+        run.summary.update(
+            {
+                "trials_total": len(trials),
+                **{
+                    f"trials_{state}": sum(t.state.name.lower() == state for t in trials)
+                    for state in ("complete", "pruned", "fail")
+                },
+            }
+        )
+        if best is not None:
+            run.summary.update(
+                {
+                    "best_trial": best.number,
+                    "best_value": best.value,
+                    "best_params": best.params,
+                    "best_overrides": " ".join(
+                        best_overrides(best, study.user_attrs.get(stored.BASE_OVERRIDES, []))
+                    ),
+                }
+            )
+        run.finish()
+        log.info("Study summary in W&B: run %s (job_type=study)", run.id)
+    except Exception as e:
+        log.warning("Could not write the study's W&B run: %s", e)
+        run.finish(exit_code=1)
