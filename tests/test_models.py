@@ -5,8 +5,10 @@ import math
 import pytest
 import torch
 
+from sweeplab.models.classifier import Classifier
 from sweeplab.models.cnn import CNN
 from sweeplab.models.mlp import MLP
+from sweeplab.models.resnet import ResNet
 
 BATCH = torch.zeros(4, 1, 28, 28)
 
@@ -34,6 +36,38 @@ def test_mlp_output_shape(kwargs: dict) -> None:
 )
 def test_cnn_output_shape(kwargs: dict) -> None:
     assert CNN(**kwargs)(BATCH).shape == (4, 10)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{}, {"width": 8, "blocks": [1, 1]}, {"width": 16, "blocks": [1, 2, 1], "dropout": 0.2}],
+)
+def test_resnet_output_shape(kwargs: dict) -> None:
+    assert ResNet(**kwargs)(BATCH).shape == (4, 10)
+
+
+def test_resnet_stages_double_channels_and_halve_resolution() -> None:
+    net = ResNet(width=8, blocks=[1, 2, 1])
+    sizes = []
+    x = BATCH
+    for layer in net.features:
+        x = layer(x)
+        sizes.append(tuple(x.shape[1:]))
+    assert sizes[-4:] == [(8, 28, 28), (16, 14, 14), (16, 14, 14), (32, 7, 7)]
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules()) == 1 + 2 * 4 + 2
+    # each block starts as its shortcut: the residual branch's last batch norm scale is zero
+    block = net.features[3]
+    assert torch.all(block.residual[-1].weight == 0)
+
+
+def test_label_smoothing_reaches_the_loss() -> None:
+    from functools import partial
+
+    model = Classifier(MLP(), partial(torch.optim.SGD, lr=0.1), label_smoothing=0.1)
+    logits = torch.tensor([[10.0, 0.0]])
+    assert model.loss_fn(logits, torch.tensor([0])) > 0.04  # plain cross-entropy: 4.5e-5
+    with pytest.raises(ValueError, match="label_smoothing=1.0"):
+        Classifier(MLP(), partial(torch.optim.SGD, lr=0.1), label_smoothing=1.0)
 
 
 def test_baselines_match_the_reference_architectures() -> None:
@@ -65,6 +99,10 @@ def test_he_uniform_bounds() -> None:
         (CNN, {"filters": [32], "padding": ["full"], "dropout": [0.0]}, r"padding\[0\]='full'"),
         (CNN, {"filters": [], "padding": [], "dropout": []}, "at least one block"),
         (CNN, {"filters": [8] * 5, "padding": ["valid"] * 5, "dropout": [0.0] * 5}, "nothing"),
+        (ResNet, {"width": 0}, r"width\[0\]=0"),
+        (ResNet, {"blocks": []}, "at least one stage"),
+        (ResNet, {"blocks": [1] * 6}, "nothing"),
+        (ResNet, {"dropout": 1.5}, r"dropout\[0\]=1.5"),
     ],
 )
 def test_invalid_arguments_name_the_argument(cls: type, kwargs: dict, message: str) -> None:

@@ -33,7 +33,7 @@ class Block(nn.Module):
         return torch.relu(x + self.body(x))
 
 
-class ResNet(nn.Module):
+class TinyRes(nn.Module):
     def __init__(self, input_shape=(1, 28, 28), num_classes=10, channels=8, blocks=1):
         super().__init__()
         if channels < 1:
@@ -58,7 +58,7 @@ defaults:
   - _self_
 
 net:
-  _target_: myarch.resnet.ResNet
+  _target_: myarch.tinyres.TinyRes
   input_shape: [1, 28, 28]
   num_classes: ${..num_classes}
   channels: 8
@@ -69,9 +69,9 @@ SEARCH_YAML = """
 # @package _global_
 defaults:
   - optuna
-  - override /model: resnet
+  - override /model: tinyres
 
-name: resnet_optuna
+name: tinyres_optuna
 
 hydra:
   sweeper:
@@ -88,10 +88,10 @@ def user_dir(tmp_path: Path) -> Path:
     root = tmp_path / "my_research"
     (root / "myarch").mkdir(parents=True)
     (root / "myarch" / "__init__.py").write_text("")
-    (root / "myarch" / "resnet.py").write_text(textwrap.dedent(RESNET))
+    (root / "myarch" / "tinyres.py").write_text(textwrap.dedent(RESNET))
     for path, text in (
-        ("configs/model/resnet.yaml", MODEL_YAML),
-        ("configs/hparams_search/resnet_optuna.yaml", SEARCH_YAML),
+        ("configs/model/tinyres.yaml", MODEL_YAML),
+        ("configs/hparams_search/tinyres_optuna.yaml", SEARCH_YAML),
     ):
         (root / path).parent.mkdir(parents=True, exist_ok=True)
         (root / path).write_text(text.lstrip())
@@ -111,28 +111,28 @@ def test_an_architecture_from_the_user_s_package(
         *QUICK[:2],
     )
 
-    single = run_entry("train.py", "model=resnet", *common, env=env, log_dir=logs)
+    single = run_entry("train.py", "model=tinyres", *common, env=env, log_dir=logs)
     assert single.returncode == 0, single.stderr[-3000:]
-    [run_dir] = (logs / "runs" / "resnet").iterdir()
+    [run_dir] = (logs / "runs" / "tinyres").iterdir()
     assert "test/acc" in json.loads((run_dir / "metrics.json").read_text())["metrics"]
 
     untrusted = {k: v for k, v in env.items() if k != "SWEEPLAB_TRUSTED"}
-    refused = run_entry("train.py", "model=resnet", *common, env=untrusted, log_dir=logs)
+    refused = run_entry("train.py", "model=tinyres", *common, env=untrusted, log_dir=logs)
     assert refused.returncode == 1 and "Traceback" not in refused.stderr
-    assert "`model.net._target_`='myarch.resnet.ResNet' is not trusted" in refused.stderr
+    assert "`model.net._target_`='myarch.tinyres.TinyRes' is not trusted" in refused.stderr
     assert "SWEEPLAB_TRUSTED=myarch" in refused.stderr
 
     sweep = run_entry(
         "train.py",
         "-m",
-        "hparams_search=resnet_optuna",
+        "hparams_search=tinyres_optuna",
         "hydra.sweeper.n_trials=2",
         *common,
         env=env,
         log_dir=logs,
     )
     assert sweep.returncode == 0, sweep.stderr[-3000:]
-    sweep_dir = logs / "sweeps" / "resnet_optuna"
+    sweep_dir = logs / "sweeps" / "tinyres_optuna"
     assert len(list(sweep_dir.glob("trial_*/metrics.json"))) == 2
 
     # best_of carries the search path itself: no need to repeat it
@@ -145,7 +145,7 @@ def test_an_architecture_from_the_user_s_package(
         log_dir=logs,
     )
     assert best.returncode == 0, best.stderr[-3000:]
-    [best_dir] = (logs / "runs" / "resnet_optuna_best").iterdir()
+    [best_dir] = (logs / "runs" / "tinyres_optuna_best").iterdir()
     ckpt = best_dir / "checkpoints" / "best.ckpt"
     assert ckpt.is_file()
 

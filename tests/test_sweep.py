@@ -364,3 +364,33 @@ def test_every_sampler_runs_past_its_startup_trials(
     assert states(study) == ["COMPLETE"] * 4  # two trials past the startup ones
     names = {"tpe": "TPESampler", "gp": "GPSampler", "cmaes": "CmaEsSampler"}
     assert f"sampler {names.get(sampler, 'RandomSampler')}," in result.stdout + result.stderr
+
+
+def test_resnet_space_sweeps(
+    fashion_dir: Path, tmp_path: Path, isolated_env: dict[str, str]
+) -> None:
+    """The extended ResNet space: AdamW, cosine schedule, label smoothing, augmentation and
+    a variable number of stages all reach the trials."""
+    logs = tmp_path / "logs"
+    result = sweep(
+        fashion_dir,
+        logs,
+        isolated_env,
+        "hparams_search=resnet_optuna",
+        "hydra.sweeper.n_trials=2",
+        "trainer.max_epochs=1",
+        "logger=none",
+    )
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    sweep_dir = logs / "sweeps" / "resnet_optuna"
+    study = load_study(sweep_dir)
+    assert states(study) == ["COMPLETE"] * 2
+    assert study.direction == optuna.study.StudyDirection.MAXIMIZE  # val/acc_best
+    for trial in study.trials:
+        assert {"model.label_smoothing", "model.optimizer.weight_decay", "data.augment"} <= set(
+            trial.params
+        )
+        config = OmegaConf.load(sweep_dir / f"trial_{trial.number}" / ".hydra" / "config.yaml")
+        assert len(config.model.net.blocks) == trial.params["num_stages"]
+        assert config.model.optimizer._target_ == "torch.optim.AdamW"
+        assert config.model.scheduler._target_.endswith("CosineAnnealingLR")

@@ -25,11 +25,12 @@ class Classifier(pl.LightningModule):
     """Trains any network that maps images to class logits, with cross-entropy.
 
     ``optimizer`` and ``scheduler`` are partially applied constructors (Hydra ``_partial_``
-    configs) that receive the parameters and the optimizer. ``channels_last`` (``auto``: for
-    nets with convolutions) stores the net's weights channels-last, the fast layout on CPU
-    (oneDNN) and GPU (cuDNN). Logs per epoch: ``train/loss``,
-    ``train/acc``, ``val/loss``, ``val/acc``, ``val/loss_best``, ``val/acc_best``,
-    ``test/loss``, ``test/acc``.
+    configs) that receive the parameters and the optimizer. ``label_smoothing`` mixes the
+    one-hot targets with the uniform distribution (0: plain cross-entropy). ``channels_last``
+    (``auto``: for nets with convolutions) stores the net's weights channels-last, the fast
+    layout on CPU (oneDNN) and GPU (cuDNN). Logs per epoch: ``train/loss``, ``train/acc``,
+    ``val/loss``, ``val/acc``, ``val/loss_best``, ``val/acc_best``, ``test/loss``,
+    ``test/acc``.
     """
 
     LOGGED_METRICS = (
@@ -45,16 +46,24 @@ class Classifier(pl.LightningModule):
         scheduler: SchedulerFactory | None = None,
         num_classes: int = 10,
         channels_last: bool | str = "auto",
+        label_smoothing: float = 0.0,
     ) -> None:
         super().__init__()
         if not (isinstance(channels_last, bool) or channels_last == "auto"):
             raise ValueError(f"channels_last={channels_last!r} is invalid: use auto, true, false.")
+        if isinstance(label_smoothing, bool) or not (
+            isinstance(label_smoothing, int | float) and 0.0 <= label_smoothing < 1.0
+        ):
+            raise ValueError(
+                f"label_smoothing={label_smoothing!r} is invalid: use a number in [0, 1)."
+            )
         # No save_hyperparameters(): the run logs the whole resolved config itself, and the
         # run directory's config rebuilds the model for evaluation.
         self.net = to_channels_last(net, channels_last)
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
-        self.loss_fn = nn.CrossEntropyLoss()
+        # Smoothing changes the training target; the logged losses use it too.
+        self.loss_fn = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
         self.metrics = nn.ModuleDict(
             {
                 f"{stage}_{kind}": metric
