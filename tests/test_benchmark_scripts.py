@@ -21,3 +21,27 @@ def test_gpu_benchmark_refuses_a_machine_without_a_gpu(tmp_path: Path) -> None:
     )
     assert done.returncode == 1
     assert "benchmarks/gpu.sh needs a CUDA GPU" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_resnet_benchmark_runs_with_a_tiny_budget(
+    fashion_dir: Path, tmp_path: Path, isolated_env: dict[str, str]
+) -> None:
+    """benchmarks/resnet.sh as written, with budgets small enough for a test."""
+    budget = dict(
+        TRIALS="2",
+        SWEEP_EPOCHS="1",
+        SUBSET="100",
+        EPOCHS="1",
+        SEEDS="1",
+        OVERRIDES="data.val_size=100",
+    )
+    done = subprocess.run(
+        ["bash", str(ROOT / "benchmarks" / "resnet.sh"), str(fashion_dir)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=dict(isolated_env, LOGS=str(tmp_path / "logs"), **budget),
+    )
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    assert "resnet_sweep:" in done.stdout and "| bench_resnet_best | 1 |" in done.stdout
+    assert "No finished CNN sweep" in done.stdout

@@ -110,7 +110,7 @@ def test_mlp_sweep_writes_results_and_logs_trials_to_wandb(
     # the best configuration, as overrides and retrained over two seeds
     best = sweeplab_cli("best", str(sweep_dir), env=isolated_env)
     assert best.returncode == 0, best.stderr
-    assert best.stdout.startswith("model=mlp objective=val_loss ")
+    assert best.stdout.startswith("model=mlp ") and " objective=val_loss " in best.stdout
     for fixed in ("model/optimizer=sgd", "data.augment=true", "trainer.max_epochs=2"):
         assert f" {fixed} " in best.stdout
     assert "hparams_search" not in best.stdout and "model.net.hidden_units=[" in best.stdout
@@ -394,3 +394,8 @@ def test_resnet_space_sweeps(
         assert len(config.model.net.blocks) == trial.params["num_stages"]
         assert config.model.optimizer._target_ == "torch.optim.AdamW"
         assert config.model.scheduler._target_.endswith("CosineAnnealingLR")
+    # the best configuration keeps what the search config itself chose, not the study name
+    best = sweeplab_cli("best", str(sweep_dir), env=isolated_env).stdout.split()
+    assert {"model=resnet", "model/optimizer=adamw", "model/scheduler=cosine"} <= set(best)
+    assert {"objective=val_acc", "data.batch_size=128"} <= set(best)
+    assert not [o for o in best if o.startswith(("name=", "hparams_search="))]

@@ -36,7 +36,9 @@ log = logging.getLogger(__name__)
 
 DIRECTIONS = {"min": "minimize", "max": "maximize", "minimize": "minimize", "maximize": "maximize"}
 # Overrides of the sweep command that make a run a trial, not part of the configuration.
-SWEEP_ONLY_KEYS = ("hparams_search", "trial_number")
+SWEEP_ONLY_KEYS = ("hparams_search", "trial_number", "name")  # name: the study's
+# Config groups that do not change what a run trains: left out of the best configuration.
+NOT_TRAINING_GROUPS = ("hydra", "hparams_search", "logger", "callbacks", "paths", "debug")
 
 
 class SweeplabOptunaSweeper(Sweeper):
@@ -270,10 +272,19 @@ def _heartbeat(node: Any) -> Heartbeat:
 
 def base_overrides(config: DictConfig, space: SearchSpace) -> list[str]:
     """What every trial's sampled overrides apply to, for retraining a trial exactly: the
-    model and objective (the monitor that ranked trials), the config search path and the
-    sweep's fixed overrides."""
+    group choices (model, its optimizer and scheduler, the objective whose monitor ranked the
+    trials, data, trainer), the config search path and the sweep's fixed overrides."""
     choices = config.hydra.runtime.choices
-    groups = [group for group in ("model", "objective") if choices.get(group)]
+    # Every group choice that shapes training, including those the search config itself sets
+    # (say model/optimizer=adamw); a sampled group comes with each trial's overrides instead.
+    groups = [
+        group
+        for group, option in choices.items()
+        if option is not None
+        and group.split("/", 1)[0] not in NOT_TRAINING_GROUPS
+        and group not in space.params
+    ]
+    groups.sort(key=lambda group: (group.split("/", 1)[0] != "model", group))  # model first
     base = {group: f"{group}={choices[group]}" for group in groups}
     if config.hydra.searchpath:  # configs from the user's own directories (plug-ins)
         base["hydra.searchpath"] = format_override(

@@ -192,7 +192,7 @@ class Worker:
             f"Stopping the sweep: {len(failures)} trials failed, more than "
             f"hydra.sweeper.max_failure_rate={self.budget.max_failure_rate} of "
             f"n_trials={self.budget.n_trials} allows. Last failure: trial {last.number}: "
-            f"{last.user_attrs[stored.ERROR]}. Finished trials are kept in the study; fix the "
-            "cause (see the trials' logs in the sweep directory), then run the same command "
-            "again to resume, or raise hydra.sweeper.max_failure_rate."
+            f"{last.user_attrs[stored.ERROR].rstrip('.')}. Finished trials are kept in the "
+            "study; fix the cause (see the trials' logs in the sweep directory), then run the "
+            "same command again to resume, or raise hydra.sweeper.max_failure_rate."
         )
