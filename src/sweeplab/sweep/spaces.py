@@ -14,6 +14,7 @@ from typing import Any
 import optuna
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override, Transformer
+from omegaconf import DictConfig
 from optuna.distributions import (
     BaseDistribution,
     CategoricalDistribution,
@@ -23,6 +24,10 @@ from optuna.distributions import (
 
 from sweeplab.errors import ConfigError
 
+# Overrides of the sweep command that make a run a trial, not part of the configuration.
+SWEEP_ONLY_KEYS = ("hparams_search", "trial_number", "name")  # name: the study's
+# Config groups that do not change what a run trains: left out of the best configuration.
+NOT_TRAINING_GROUPS = ("hydra", "hparams_search", "logger", "callbacks", "paths", "debug")
 SYNTAX_HINT = (
     "Use Hydra's sweep syntax: choice(a, b), range(low, stop, step=s), interval(low, high) or "
     "tag(log, interval(low, high))."
@@ -225,3 +230,30 @@ def format_override(key: str, value: Any) -> str:
     if isinstance(value, list | tuple):
         return f"{key}=[{','.join(str(v) for v in value)}]"
     return f"{key}={value}"
+
+
+def base_overrides(config: DictConfig, space: SearchSpace) -> list[str]:
+    """What every trial's sampled overrides apply to, for retraining a trial exactly: the
+    group choices (model, its optimizer and scheduler, the objective whose monitor ranked the
+    trials, data, trainer), the config search path and the sweep's fixed overrides."""
+    choices = config.hydra.runtime.choices
+    # Every group choice that shapes training, including those the search config itself sets
+    # (say model/optimizer=adamw); a sampled group comes with each trial's overrides instead.
+    groups = [
+        group
+        for group, option in choices.items()
+        if option is not None
+        and group.split("/", 1)[0] not in NOT_TRAINING_GROUPS
+        and group not in space.params
+    ]
+    groups.sort(key=lambda group: (group.split("/", 1)[0] != "model", group))  # model first
+    base = {group: f"{group}={choices[group]}" for group in groups}
+    if config.hydra.searchpath:  # configs from the user's own directories (plug-ins)
+        base["hydra.searchpath"] = format_override(
+            "hydra.searchpath", list(config.hydra.searchpath)
+        )
+    for override in space.fixed:
+        key = override.split("=", 1)[0].lstrip("+~")
+        if key not in SWEEP_ONLY_KEYS:
+            base[key] = override
+    return list(base.values())

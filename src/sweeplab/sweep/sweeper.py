@@ -27,7 +27,7 @@ from sweeplab.redaction import redact
 from sweeplab.sweep import report, workers
 from sweeplab.sweep import study as stored
 from sweeplab.sweep.progress import SweepProgress
-from sweeplab.sweep.spaces import LayerSpace, SearchSpace, format_override
+from sweeplab.sweep.spaces import LayerSpace, SearchSpace, base_overrides, format_override
 from sweeplab.sweep.storage import Heartbeat, open_storage
 from sweeplab.sweep.wandb_study import log_study, wandb_settings
 from sweeplab.sweep.worker import Budget, Worker
@@ -35,10 +35,6 @@ from sweeplab.sweep.worker import Budget, Worker
 log = logging.getLogger(__name__)
 
 DIRECTIONS = {"min": "minimize", "max": "maximize", "minimize": "minimize", "maximize": "maximize"}
-# Overrides of the sweep command that make a run a trial, not part of the configuration.
-SWEEP_ONLY_KEYS = ("hparams_search", "trial_number", "name")  # name: the study's
-# Config groups that do not change what a run trains: left out of the best configuration.
-NOT_TRAINING_GROUPS = ("hydra", "hparams_search", "logger", "callbacks", "paths", "debug")
 
 
 class SweeplabOptunaSweeper(Sweeper):
@@ -268,33 +264,6 @@ def _heartbeat(node: Any) -> Heartbeat:
             f"`hydra.sweeper.heartbeat.max_retry`={heartbeat.max_retry} is invalid: use 0 or more."
         )
     return heartbeat
-
-
-def base_overrides(config: DictConfig, space: SearchSpace) -> list[str]:
-    """What every trial's sampled overrides apply to, for retraining a trial exactly: the
-    group choices (model, its optimizer and scheduler, the objective whose monitor ranked the
-    trials, data, trainer), the config search path and the sweep's fixed overrides."""
-    choices = config.hydra.runtime.choices
-    # Every group choice that shapes training, including those the search config itself sets
-    # (say model/optimizer=adamw); a sampled group comes with each trial's overrides instead.
-    groups = [
-        group
-        for group, option in choices.items()
-        if option is not None
-        and group.split("/", 1)[0] not in NOT_TRAINING_GROUPS
-        and group not in space.params
-    ]
-    groups.sort(key=lambda group: (group.split("/", 1)[0] != "model", group))  # model first
-    base = {group: f"{group}={choices[group]}" for group in groups}
-    if config.hydra.searchpath:  # configs from the user's own directories (plug-ins)
-        base["hydra.searchpath"] = format_override(
-            "hydra.searchpath", list(config.hydra.searchpath)
-        )
-    for override in space.fixed:
-        key = override.split("=", 1)[0].lstrip("+~")
-        if key not in SWEEP_ONLY_KEYS:
-            base[key] = override
-    return list(base.values())
 
 
 def _extender(path: str | None) -> Any:

@@ -30,12 +30,17 @@ from optuna.distributions import (
 )
 
 from sweeplab.errors import ConfigError
-from sweeplab.sweep.spaces import LayerSpace, SearchSpace, format_override, grid_choices
+from sweeplab.sweep.spaces import (
+    LayerSpace,
+    SearchSpace,
+    base_overrides,
+    format_override,
+    grid_choices,
+)
 
 # The command an agent runs: W&B's values arrive after the fixed overrides as ``++key=value``,
 # which may also add keys to a config node (a group option's own keys, like SGD's momentum).
 AGENT_COMMAND = ["${env}", "python", "${program}", "${args_override_hydra}"]
-SWEEP_ONLY = ("hparams_search=", "hydra.sweeper", "hydra/sweeper")
 GOALS = {"max": "maximize", "maximize": "maximize", "min": "minimize", "minimize": "minimize"}
 
 
@@ -47,8 +52,11 @@ def wandb_sweep(
     ``<model>_bayes``."""
     cfg = compose_search(config_dir, overrides)
     sweeper = cfg.hydra.sweeper
+    # As the sweeper reads them: the search config's params, then the command's overrides
+    # (Hydra hands a sweeper no hydra.* overrides).
+    own = [o for o in overrides if not o.lstrip("+~").startswith(("hydra.", "hydra/"))]
     space = SearchSpace.from_overrides(
-        [format_override(str(k), v) for k, v in sweeper.get("params", {}).items()],
+        [format_override(str(k), v) for k, v in sweeper.get("params", {}).items()] + own,
         layers=LayerSpace.from_config(sweeper.layers) if sweeper.get("layers") else None,
     )
     parameters = {
@@ -59,17 +67,10 @@ def wandb_sweep(
     }
     if space.layers is not None:
         parameters.update(_layer_stacks(space.layers))
-    choices = cfg.hydra.runtime.choices
-    name = name or f"{choices['model']}_bayes"
-    # The trial's model and objective, without the sweep's own settings (hparams_search adds
-    # Optuna's pruning callback and the study name, which a W&B run has no use for).
-    # The user's own overrides stay (say trainer.max_epochs=10 or hydra.searchpath=[...]).
-    fixed = [
-        f"model={choices['model']}",
-        f"objective={choices['objective']}",
-        f"name={name}",
-        *(o for o in overrides if not o.lstrip("+~").startswith(SWEEP_ONLY)),
-    ]
+    name = name or f"{cfg.hydra.runtime.choices['model']}_bayes"
+    # What a trial of the sweep runs with (group choices, fixed values, the search path),
+    # which W&B's values then override.
+    fixed = [*base_overrides(cfg, space), f"name={name}"]
     return {
         "name": name,
         "program": program,
