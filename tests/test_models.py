@@ -92,17 +92,17 @@ def test_he_uniform_bounds() -> None:
 @pytest.mark.parametrize(
     ("cls", "kwargs", "message"),
     [
-        (MLP, {"units": -5}, r"units\[0\]=-5"),
+        (MLP, {"units": -5}, r"units=-5"),
         (MLP, {"hidden_units": [50], "hidden_dropout": [1.0]}, r"hidden_dropout\[0\]=1.0"),
         (MLP, {"hidden_units": [50, 50], "hidden_dropout": [0.1]}, "one entry per layer"),
         (CNN, {"filters": [0], "padding": ["same"], "dropout": [0.0]}, r"filters\[0\]=0"),
         (CNN, {"filters": [32], "padding": ["full"], "dropout": [0.0]}, r"padding\[0\]='full'"),
         (CNN, {"filters": [], "padding": [], "dropout": []}, "at least one block"),
         (CNN, {"filters": [8] * 5, "padding": ["valid"] * 5, "dropout": [0.0] * 5}, "nothing"),
-        (ResNet, {"width": 0}, r"width\[0\]=0"),
+        (ResNet, {"width": 0}, r"width=0"),
         (ResNet, {"blocks": []}, "at least one stage"),
         (ResNet, {"blocks": [1] * 6}, "nothing"),
-        (ResNet, {"dropout": 1.5}, r"dropout\[0\]=1.5"),
+        (ResNet, {"dropout": 1.5}, r"dropout=1.5"),
     ],
 )
 def test_invalid_arguments_name_the_argument(cls: type, kwargs: dict, message: str) -> None:

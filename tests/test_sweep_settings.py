@@ -54,6 +54,17 @@ def test_bad_settings_name_the_key(key: str, value: object, message: str) -> Non
         check_settings(GOOD | {key: value})
 
 
+def test_a_direction_against_the_objective_is_refused() -> None:
+    from omegaconf import OmegaConf
+
+    from sweeplab.sweep.sweeper import _check_direction
+
+    loss = OmegaConf.create({"monitor_mode": "min", "optimized_metric": "val/loss_best"})
+    _check_direction("minimize", loss)
+    with pytest.raises(ConfigError, match="contradicts the objective: .*minimized"):
+        _check_direction("maximize", loss)
+
+
 def test_heartbeat_settings_are_checked() -> None:
     assert _heartbeat({"interval": 5, "grace_period": 20, "max_retry": 2}).grace_period == 20
     with pytest.raises(ConfigError, match="grace period longer than the interval"):

@@ -7,27 +7,40 @@ seconds with one paragraph rather than after an epoch with a traceback.
 from __future__ import annotations
 
 import fnmatch
+import math
 import os
+import re
 from typing import Any
 
 import hydra
 import torch
 from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import MissingMandatoryValue
+from omegaconf.errors import OmegaConfBaseException
 
 from sweeplab.errors import ConfigError, SweeplabError
 
 # Targets that configs may instantiate (Hydra 1.4's execution whitelist); users add the
 # module prefixes of their own architectures with SWEEPLAB_TRUSTED=pkg[,other.pkg].
+# Switches that Python would take as true for any non-empty string ("maybe").
+BOOLEAN_KEYS = ("test", "data.download", "data.augment", "model.optimizer.fused")
+SAFE_NAME = re.compile(r"(?!\.+$)[\w.-]+")
 BUILTIN_TARGETS = ("sweeplab.*", "torch.optim.*", "optuna.pruners.*", "pytorch_lightning.*")
 TRUSTED_ENV = "SWEEPLAB_TRUSTED"
+MODULE_PREFIX = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 
 
 def trusted_targets() -> list[str]:
     """sweeplab's own targets and those under the prefixes named in ``SWEEPLAB_TRUSTED``."""
     prefixes = [p.strip() for p in os.environ.get(TRUSTED_ENV, "").split(",") if p.strip()]
-    return [*BUILTIN_TARGETS, *(p if p.endswith("*") else f"{p}.*" for p in prefixes)]
+    for prefix in prefixes:
+        if not MODULE_PREFIX.fullmatch(prefix):
+            raise ConfigError(
+                f"{TRUSTED_ENV} holds {prefix!r}, which is not a module prefix: give dotted "
+                f"Python module names separated by commas, e.g. {TRUSTED_ENV}=myarch,lab.models "
+                "(each trusts that module and everything under it)."
+            )
+    return [*BUILTIN_TARGETS, *(f"{p}.*" for p in prefixes)]
 
 
 def instantiate(node: Any, key: str, **kwargs: Any) -> Any:
@@ -53,10 +66,15 @@ def instantiate(node: Any, key: str, **kwargs: Any) -> Any:
         return hydra.utils.instantiate(node, _execution_whitelist_=allowed, **kwargs)
     except SweeplabError:
         raise
-    except (InstantiationException, MissingMandatoryValue, ValueError, TypeError) as e:
+    except Exception as e:  # building a configured object: its config is the cause
+        reason = (
+            str(e).strip()
+            if isinstance(e, InstantiationException | ValueError)
+            else (f"{type(e).__name__}: {e}")
+        )
         raise ConfigError(
-            f"Invalid config at `{key}` (target {target}): {e} Fix the value in configs/ or "
-            f"override it on the command line, e.g. {key}.<name>=<value>."
+            f"Invalid config at `{key}` (target {target}): {reason} Fix the value in configs/ "
+            f"or override it on the command line, e.g. {key}.<name>=<value>."
         ) from None
 
 
@@ -75,7 +93,7 @@ def instantiate_group(group: DictConfig | None, key: str) -> list[Any]:
 def check_optimizer(cfg: DictConfig) -> None:
     """Build the optimizer on a dummy parameter, so that a bad ``lr`` or name fails now."""
     lr = cfg.model.optimizer.get("lr")
-    if not _is_number(lr) or lr <= 0:
+    if not _is_number(lr) or not 0 < lr < math.inf:
         raise ConfigError(
             f"`model.optimizer.lr`={lr!r} is invalid: use a positive number such as 0.001."
         )
@@ -93,21 +111,53 @@ def check_optimizer(cfg: DictConfig) -> None:
             f"`model.optimizer._target_`={cfg.model.optimizer._target_!r} does not build a "
             "torch optimizer: choose one with model/optimizer=adam|sgd."
         )
+    if cfg.model.get("scheduler") is not None:  # a schedule that fails at its first step
+        scheduler = instantiate(cfg.model.scheduler, "model.scheduler")
+        try:
+            optimizer.step()
+            scheduler(optimizer=optimizer).step()
+        except Exception as e:
+            raise ConfigError(
+                f"Invalid config at `model.scheduler`: stepping it fails ({type(e).__name__}: "
+                f"{e}). Check its settings (for model/scheduler=cosine, T_max >= 1)."
+            ) from None
 
 
 def check_run(cfg: DictConfig) -> None:
-    """The run-level settings: epochs, seeds, the metric to optimise and its direction."""
+    """The run-level settings: every value readable, epochs, seeds, switches, the metric to
+    optimise and its direction."""
+    try:  # a `???` or a broken ${...} anywhere fails here, with its key, not mid-run
+        OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    except OmegaConfBaseException as e:
+        raise from_omegaconf(e) from None
     for key, value, minimum in (
         ("trainer.max_epochs", cfg.trainer.get("max_epochs"), 1),
         ("seeds", cfg.get("seeds", 1), 1),
     ):
         if not _is_int(value) or value < minimum:
             raise ConfigError(f"`{key}`={value!r} is invalid: use a positive integer.")
-    seed = cfg.get("seed")
-    if seed is not None and (not _is_int(seed) or not 0 <= seed < 2**32):
+    check_seed(cfg.get("seed"), cfg.get("seeds", 1))
+    every = cfg.trainer.get("check_val_every_n_epoch", 1)
+    if every is not None and (not _is_int(every) or not 1 <= every <= cfg.trainer.max_epochs):
         raise ConfigError(
-            f"`seed`={seed!r} is invalid: use an integer from 0 to 2**32-1, or null to draw one "
-            "(it is recorded in metrics.json)."
+            f"`trainer.check_val_every_n_epoch`={every!r} is invalid with trainer.max_epochs="
+            f"{cfg.trainer.max_epochs}: validation must run at least once (it picks the best "
+            "epoch and gives the objective), so use an integer from 1 to max_epochs."
+        )
+    for key in BOOLEAN_KEYS:
+        value = OmegaConf.select(cfg, key, default=None)
+        if value is not None and not isinstance(value, bool):
+            raise ConfigError(f"`{key}`={value!r} is invalid: use true or false.")
+    tags = cfg.get("tags")
+    if tags is not None and not (
+        OmegaConf.is_list(tags) and all(isinstance(t, str | int) for t in tags)
+    ):
+        raise ConfigError(f"`tags`={tags!r} is invalid: give a list, e.g. tags=[cnn,ablation].")
+    name = cfg.get("name")
+    if not isinstance(name, str) or not SAFE_NAME.fullmatch(name):
+        raise ConfigError(
+            f"`name`={name!r} is invalid: it names the run's directory under paths.log_dir, "
+            "so use letters, digits, '.', '_' or '-' (no '/' and not only dots)."
         )
     metric = cfg.get("optimized_metric")
     if not isinstance(metric, str) or not metric:
@@ -119,20 +169,57 @@ def check_run(cfg: DictConfig) -> None:
         raise ConfigError(f"`monitor_mode`={cfg.get('monitor_mode')!r} is invalid: use min or max.")
 
 
+def check_seed(seed: Any, count: Any = 1) -> None:
+    """``seed`` (null: draw one) and the ``count`` seeds from it must fit torch's range."""
+    if seed is not None and (not _is_int(seed) or not 0 <= seed <= 2**32 - count):
+        raise ConfigError(
+            f"`seed`={seed!r} is invalid: use an integer from 0 to 2**32-{count}"
+            + (f" (seeds={count} runs seed..seed+{count - 1})" if count > 1 else "")
+            + ", or null to draw one (it is recorded in metrics.json)."
+        )
+
+
 def check_logged(cfg: DictConfig, model: Any) -> None:
-    """``optimized_metric`` and ``monitor`` must be metrics the model logs (known before
-    training for models that list them), or the run would fail after its last epoch."""
+    """``monitor``, ``optimized_metric`` and the callbacks' monitors must be metrics the model
+    logs (known before training for models that list them), or the run would fail later."""
     logged = getattr(model, "LOGGED_METRICS", None)
     if logged is None:
         return
-    for key in ("optimized_metric", "monitor"):
-        value = cfg.get(key)
+    callbacks = cfg.get("callbacks") or {}
+    watched = [
+        (f"callbacks.{name}.monitor", node.get("monitor"))
+        for name, node in callbacks.items()
+        if isinstance(node, DictConfig)
+    ]
+    for key, value in [
+        ("monitor", cfg.get("monitor")),
+        ("optimized_metric", cfg.get("optimized_metric")),
+        *watched,
+    ]:
         if value is not None and value not in logged:
             raise ConfigError(
                 f"`{key}`={value!r} is not a metric this run logs; it logs "
                 f"{', '.join(logged)}. Set {key} to one of them (objective=val_acc|val_loss "
                 "sets monitor and optimized_metric together)."
             )
+
+
+def from_omegaconf(error: OmegaConfBaseException) -> ConfigError:
+    """An OmegaConf error met while reading the config (a ``???`` value, a broken
+    ``${...}`` interpolation, a missing key), as one paragraph that names the key."""
+    key = getattr(error, "full_key", None) or "?"  # set when the whole config is resolved
+    reason = str(error).strip().splitlines()[0]
+    hint = (
+        " `model=classifier` is the base that every architecture builds on, not an "
+        "architecture: pick model=mlp, cnn or resnet."
+        if key == "model.net"
+        else ""
+    )
+    return ConfigError(
+        f"The config value at `{key}` cannot be read: {reason}.{hint} Give it a value in "
+        f"configs/ or on the command line ({key}=...); an interpolation ${{...}} must name an "
+        "existing key."
+    )
 
 
 def _is_int(value: Any) -> bool:

@@ -10,6 +10,7 @@ import pytorch_lightning as pl
 import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from sweeplab import config, record
 from sweeplab.errors import ConfigError, SweeplabError, exit_with
@@ -27,7 +28,17 @@ def training_config(ckpt_path: Path, train_run_dir: str | None) -> DictConfig:
             "rebuilt from it. Pass train_run_dir=<the training run's directory> (the one with "
             ".hydra/config.yaml) if the checkpoint was moved."
         )
-    return OmegaConf.load(saved)  # type: ignore[return-value]
+    try:
+        trained = OmegaConf.load(saved)
+    except Exception as e:  # not YAML at all
+        trained = e
+    if not isinstance(trained, DictConfig) or "model" not in trained or "data" not in trained:
+        raise ConfigError(
+            f"{saved} is not the config of a training run (it must hold `model` and `data`"
+            f"{'; ' + type(trained).__name__ if isinstance(trained, Exception) else ''}). Pass "
+            "train_run_dir=<the directory of the train.py run that wrote the checkpoint>."
+        )
+    return trained
 
 
 def read_weights(ckpt_path: Path) -> dict[str, torch.Tensor]:
@@ -38,7 +49,10 @@ def read_weights(ckpt_path: Path) -> dict[str, torch.Tensor]:
     except Exception as e:  # any unpickling failure: truncated, corrupt, not a checkpoint
         state = e
     if not isinstance(state, dict) or "state_dict" not in state:
-        reason = f" ({type(state).__name__}: {state})" if isinstance(state, Exception) else ""
+        # torch's own first line only: its advice to unpickle with weights_only=False would
+        # run arbitrary code from an unknown file.
+        first_line = str(state).strip().splitlines()[0] if str(state).strip() else ""
+        reason = f" ({type(state).__name__}: {first_line})" if isinstance(state, Exception) else ""
         raise ConfigError(
             f"`ckpt_path`={str(ckpt_path)!r} is not a readable Lightning checkpoint{reason}. "
             "It may be truncated or corrupt; evaluate another checkpoint of the run, or "
@@ -65,6 +79,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     if not ckpt_path.is_file():
         raise ConfigError(f"`ckpt_path`={cfg.ckpt_path!r} is not a file. {hint}")
     weights = read_weights(ckpt_path)
+    config.check_seed(cfg.get("seed"))
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, verbose=False)
     trained = training_config(ckpt_path, cfg.get("train_run_dir"))
@@ -96,6 +111,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 def main(cfg: DictConfig) -> None:
     """The ``eval.py`` task; a user error becomes one paragraph and exit status 1."""
     try:
-        run(cfg)
+        try:
+            run(cfg)
+        except OmegaConfBaseException as e:
+            raise config.from_omegaconf(e) from None
     except SweeplabError as e:
         exit_with(e)

@@ -15,11 +15,13 @@ from urllib.parse import urlparse
 
 from pytorch_lightning.loggers import WandbLogger
 
+from sweeplab.errors import ConfigError
 from sweeplab.redaction import redact
 
 log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://api.wandb.ai"
+MODES = ("online", "offline", "dryrun", "run", "disabled", "shared")
 
 
 def wandb_logger(offline: bool | None = None, **kwargs: Any) -> WandbLogger:
@@ -31,8 +33,19 @@ def wandb_logger(offline: bool | None = None, **kwargs: Any) -> WandbLogger:
 def wandb_mode(offline: bool | None = None) -> str:
     """``disabled`` under ``WANDB_MODE=disabled``; else ``offline`` or ``online``, where
     ``offline=None`` picks online only when it can work."""
-    if os.environ.get("WANDB_MODE", "").lower() == "disabled":
+    mode = os.environ.get("WANDB_MODE", "").lower()
+    if mode and mode not in MODES:
+        raise ConfigError(
+            f"The environment variable WANDB_MODE={mode!r} is invalid: use online, offline or "
+            "disabled (or unset it: sweeplab logs online when it can, offline otherwise)."
+        )
+    if mode == "disabled":
         return "disabled"
+    if offline is not None and not isinstance(offline, bool):
+        raise ConfigError(
+            f"`logger.wandb.offline`={offline!r} is invalid: use true, false, or null to log "
+            "online only when credentials and a server are there."
+        )
     if offline is None:
         offline = _should_run_offline()
     return "offline" if offline else "online"

@@ -15,6 +15,7 @@ import pytorch_lightning as pl
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
 from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 from rich.console import Console
 from rich.table import Table
@@ -95,17 +96,42 @@ def main(cfg: DictConfig) -> float:
     A user error in a single run becomes one paragraph on stderr and exit status 1.
     """
     try:
-        config.check_run(cfg)
-        if cfg.get("seeds", 1) > 1:
-            first_seed = cfg.seed if cfg.get("seed") is not None else secrets.randbelow(2**31)
-            summary = seeds.run_seeds(cfg, run, first_seed)
-            Console().print(seeds.comparison_table([Path(cfg.paths.output_dir)]))
-            return float(summary["metrics"][cfg.optimized_metric]["mean"])
-        return objective(run(cfg))
+        try:
+            _check_mode()
+            config.check_run(cfg)
+            if cfg.get("seeds", 1) > 1:
+                first_seed = cfg.seed if cfg.get("seed") is not None else secrets.randbelow(2**31)
+                summary = seeds.run_seeds(cfg, run, first_seed)
+                Console().print(seeds.comparison_table([Path(cfg.paths.output_dir)]))
+                return float(summary["metrics"][cfg.optimized_metric]["mean"])
+            return objective(run(cfg))
+        except OmegaConfBaseException as e:
+            raise config.from_omegaconf(e) from None
     except SweeplabError as e:
-        if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        if _in_sweeplab_sweep():
             raise  # the sweeper records the failed trial and goes on
         exit_with(e)
+
+
+def _check_mode() -> None:
+    """A search config without ``-m`` would train once with the defaults, silently."""
+    if not HydraConfig.initialized() or HydraConfig.get().mode == RunMode.MULTIRUN:
+        return
+    search = HydraConfig.get().runtime.choices.get("hparams_search")
+    if search:
+        raise ConfigError(
+            f"hparams_search={search} describes a sweep, but the command runs once: add -m "
+            f"(python train.py -m hparams_search={search} ...), or drop hparams_search for "
+            "a single run."
+        )
+
+
+def _in_sweeplab_sweep() -> bool:
+    """Whether this run is a trial of sweeplab's sweeper, which records a failed trial and
+    goes on (Hydra's basic sweeper would stop with a traceback instead)."""
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return False
+    return "sweeplab" in str(HydraConfig.get().sweeper.get("_target_", ""))
 
 
 def objective(result: dict[str, Any]) -> float:

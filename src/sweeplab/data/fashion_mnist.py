@@ -83,7 +83,14 @@ class FashionMNISTDataModule(pl.LightningDataModule):
     ) -> None:
         super().__init__()
         _check_sizes(batch_size, eval_batch_size, val_size, train_subset, augment, augment_padding)
+        if not _is_int(split_seed) or split_seed < 0:
+            raise ConfigError(f"data.split_seed={split_seed!r} is invalid: use an integer >= 0.")
         self.data_dir = Path(data_dir).expanduser()
+        if self.data_dir.exists() and not self.data_dir.is_dir():
+            raise DataError(
+                f"data.data_dir={str(data_dir)!r} is a file, not a directory: point it at the "
+                "directory that holds the four Fashion-MNIST IDX files."
+            )
         self.download = download
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
@@ -240,10 +247,10 @@ def _check_sizes(
     augment_padding: int,
 ) -> None:
     for key, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
-        if not isinstance(value, int) or value < 1:
+        if not _is_int(value) or value < 1:
             raise ConfigError(f"data.{key}={value!r} is invalid: use a positive integer.")
     num_classes = FashionMNISTDataModule.num_classes
-    if not isinstance(val_size, int) or not num_classes <= val_size <= TRAIN_SIZE - num_classes:
+    if not _is_int(val_size) or not num_classes <= val_size <= TRAIN_SIZE - num_classes:
         raise ConfigError(
             f"data.val_size={val_size!r} is invalid: the validation set is drawn from the "
             f"{TRAIN_SIZE} training images and needs at least one image per class, so use an "
@@ -251,7 +258,7 @@ def _check_sizes(
         )
     remaining = TRAIN_SIZE - val_size
     if train_subset is not None and (
-        not isinstance(train_subset, int) or not num_classes <= train_subset <= remaining
+        not _is_int(train_subset) or not num_classes <= train_subset <= remaining
     ):
         raise ConfigError(
             f"data.train_subset={train_subset!r} is impossible: with data.val_size={val_size} "
@@ -260,10 +267,14 @@ def _check_sizes(
         )
     if not isinstance(augment, bool):
         raise ConfigError(f"data.augment={augment!r} is invalid: use true or false.")
-    if not isinstance(augment_padding, int) or augment_padding < 0:
+    if not _is_int(augment_padding) or augment_padding < 0:
         raise ConfigError(
             f"data.augment_padding={augment_padding!r} is invalid: use an integer >= 0."
         )
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _read_cache(cache: Path, digests: dict[str, str]) -> LabelledImages | None:

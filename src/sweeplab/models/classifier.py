@@ -49,6 +49,11 @@ class Classifier(pl.LightningModule):
         label_smoothing: float = 0.0,
     ) -> None:
         super().__init__()
+        if not isinstance(net, nn.Module):
+            raise ValueError(
+                f"net={type(net).__name__} is not a torch.nn.Module: model.net._target_ must "
+                "build a network that maps images to class logits."
+            )
         if not (isinstance(channels_last, bool) or channels_last == "auto"):
             raise ValueError(f"channels_last={channels_last!r} is invalid: use auto, true, false.")
         if isinstance(label_smoothing, bool) or not (

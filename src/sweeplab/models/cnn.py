@@ -9,6 +9,7 @@ from torch import Tensor, nn
 
 from sweeplab.models.layers import (
     check_dropouts,
+    check_positive_int,
     check_positive_ints,
     check_same_length,
     he_uniform_init,
@@ -39,8 +40,8 @@ class CNN(nn.Module):
     ) -> None:
         super().__init__()
         check_positive_ints("filters", filters)
-        check_positive_ints("units", [units])
-        check_positive_ints("kernel_size", [kernel_size])
+        check_positive_int("units", units)
+        check_positive_int("kernel_size", kernel_size)
         check_dropouts("dropout", dropout)
         check_same_length(filters=filters, padding=padding, dropout=dropout)
         if not filters:

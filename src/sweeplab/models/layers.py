@@ -11,16 +11,35 @@ from collections.abc import Sequence
 from torch import nn
 
 
+def check_list(name: str, values: object) -> None:
+    """Per-layer settings are lists; a bare number is the commonest slip."""
+    if isinstance(values, str | bytes) or not isinstance(values, Sequence):
+        raise ValueError(
+            f"{name}={values!r} is invalid: give a list with one entry per layer, e.g. "
+            f"{name}=[{values}]."
+        )
+
+
+def check_positive_int(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name}={value!r} is invalid: use a positive integer.")
+
+
+def check_dropout(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value < 1.0:
+        raise ValueError(f"{name}={value!r} is invalid: a dropout rate is in [0, 1).")
+
+
 def check_positive_ints(name: str, values: Sequence[int]) -> None:
+    check_list(name, values)
     for i, value in enumerate(values):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name}[{i}]={value!r} is invalid: use a positive integer.")
+        check_positive_int(f"{name}[{i}]", value)
 
 
 def check_dropouts(name: str, values: Sequence[float]) -> None:
+    check_list(name, values)
     for i, value in enumerate(values):
-        if not isinstance(value, int | float) or not 0.0 <= value < 1.0:
-            raise ValueError(f"{name}[{i}]={value!r} is invalid: a dropout rate is in [0, 1).")
+        check_dropout(f"{name}[{i}]", value)
 
 
 def check_same_length(**lists: Sequence[object]) -> None:

@@ -9,6 +9,7 @@ from torch import Tensor, nn
 
 from sweeplab.models.layers import (
     check_dropouts,
+    check_positive_int,
     check_positive_ints,
     check_same_length,
     keras_dense_init,
@@ -32,7 +33,7 @@ class MLP(nn.Module):
         hidden_dropout: Sequence[float] = (),
     ) -> None:
         super().__init__()
-        check_positive_ints("units", [units])
+        check_positive_int("units", units)
         check_positive_ints("hidden_units", hidden_units)
         check_dropouts("hidden_dropout", hidden_dropout)
         check_same_length(hidden_units=hidden_units, hidden_dropout=hidden_dropout)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from sweeplab.models.layers import check_dropouts, check_positive_ints
+from sweeplab.models.layers import check_dropout, check_positive_int, check_positive_ints
 
 
 class BasicBlock(nn.Module):
@@ -56,9 +56,9 @@ class ResNet(nn.Module):
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
-        check_positive_ints("width", [width])
+        check_positive_int("width", width)
         check_positive_ints("blocks", blocks)
-        check_dropouts("dropout", [dropout])
+        check_dropout("dropout", dropout)
         if not blocks:
             raise ValueError("blocks=[] is invalid: a ResNet needs at least one stage.")
         if 2 ** (len(blocks) - 1) > min(input_shape[1:]):

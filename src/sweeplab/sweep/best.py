@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from sweeplab.errors import ConfigError
 from sweeplab.redaction import redact
@@ -45,8 +45,20 @@ def load_best(source: str, study_name: str | None = None) -> BestTrial:
             "a sweep wrote (logs/sweeps/<study name>) or an Optuna storage URL such as "
             "sqlite:///logs/sweeps/<study name>/optuna.db."
         )
-    results = OmegaConf.load(results_path)
-    if "best_overrides" not in results:
+    try:
+        results = OmegaConf.load(results_path)
+    except Exception as e:  # not YAML: a file edited or cut short by hand
+        raise ConfigError(
+            f"{results_path} cannot be read ({type(e).__name__}). The study's storage still "
+            "holds every trial: re-run the sweep's command to rewrite the file, or read the "
+            f"study directly with sweeplab best sqlite:///{Path(source) / 'optuna.db'}."
+        ) from None
+    if study_name is not None and results.get("study_name") != study_name:
+        raise ConfigError(
+            f"The sweep in {source} is study {results.get('study_name')!r}, not {study_name!r}: "
+            "--study selects a study in a storage URL; leave it out for a sweep directory."
+        )
+    if not isinstance(results, DictConfig) or "best_overrides" not in results:
         raise ConfigError(
             f"The sweep in {source} has no complete trial yet, so no best configuration. "
             "Run (or resume) the sweep first."

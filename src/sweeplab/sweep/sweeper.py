@@ -97,6 +97,7 @@ class SweeplabOptunaSweeper(Sweeper):
     def _sweep(self, arguments: list[str]) -> None:
         assert self.config is not None
         s = check_settings(self.settings)
+        _check_direction(s["direction"], self.config)
         heartbeat = _heartbeat(self.heartbeat_config)
         space = SearchSpace.from_overrides(
             [format_override(str(k), v) for k, v in self.params.items()] + list(arguments),
@@ -264,6 +265,18 @@ def _heartbeat(node: Any) -> Heartbeat:
             f"`hydra.sweeper.heartbeat.max_retry`={heartbeat.max_retry} is invalid: use 0 or more."
         )
     return heartbeat
+
+
+def _check_direction(direction: str, config: DictConfig) -> None:
+    """The study must optimise the objective the way the run ranks epochs (monitor_mode)."""
+    mode = config.get("monitor_mode")
+    if mode in DIRECTIONS and DIRECTIONS[mode] != direction:
+        raise ConfigError(
+            f"`hydra.sweeper.direction`={direction} contradicts the objective: "
+            f"optimized_metric={config.get('optimized_metric')} is best when "
+            f"{DIRECTIONS[mode].removesuffix('e')}ed (monitor_mode={mode}). Leave the direction "
+            "to follow the objective, or switch the objective (objective=val_acc|val_loss)."
+        )
 
 
 def _extender(path: str | None) -> Any:
