@@ -13,9 +13,15 @@ os.environ.setdefault("SWEEPLAB_ROOT", str(Path(__file__).resolve().parent))
 
 from sweeplab import evaluate  # noqa: E402
 from sweeplab.config import trusted_targets  # noqa: E402
+from sweeplab.errors import SweeplabError, exit_with  # noqa: E402
+
+try:
+    TRUSTED = trusted_targets()
+except SweeplabError as error:
+    exit_with(error)
 
 
-@hydra.main(config_path="configs", config_name="eval", execution_whitelist=trusted_targets())
+@hydra.main(config_path="configs", config_name="eval", execution_whitelist=TRUSTED)
 def main(cfg: DictConfig) -> None:
     evaluate.main(cfg)
 

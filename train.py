@@ -20,8 +20,13 @@ from sweeplab.config import trusted_targets  # noqa: E402
 from sweeplab.errors import SweeplabError, exit_with  # noqa: E402
 from sweeplab.sweep.best import expand_best_of  # noqa: E402
 
+try:
+    TRUSTED = trusted_targets()
+except SweeplabError as error:
+    exit_with(error)
 
-@hydra.main(config_path="configs", config_name="train", execution_whitelist=trusted_targets())
+
+@hydra.main(config_path="configs", config_name="train", execution_whitelist=TRUSTED)
 def main(cfg: DictConfig) -> float:
     return train.main(cfg)
 
