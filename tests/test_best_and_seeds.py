@@ -46,9 +46,9 @@ def test_results_files(sweep_dir: Path) -> None:
 
 def test_load_best_from_directory_and_storage(sweep_dir: Path) -> None:
     expected = ["model=mlp", "model.net.units=200", "model.net.hidden_units=[50]"]
-    from_dir = load_best(str(sweep_dir))
-    assert from_dir.overrides == expected and from_dir.number == 1 and from_dir.value == 0.3
-    from_storage = load_best(f"sqlite:///{sweep_dir / 'optuna.db'}")
+    [from_dir] = load_best(str(sweep_dir))
+    assert from_dir.overrides == expected and from_dir.number == 1 and from_dir.values == [0.3]
+    [from_storage] = load_best(f"sqlite:///{sweep_dir / 'optuna.db'}")
     assert from_storage.overrides == expected
     assert from_dir.command_line() == "model=mlp model.net.units=200 'model.net.hidden_units=[50]'"
 
@@ -131,3 +131,59 @@ def test_plots_show_only_varied_parameters_with_their_full_names(tmp_path: Path)
         "param_importances.png",
         "parallel_coordinates.png",
     }
+
+
+@pytest.fixture
+def pareto_dir(tmp_path: Path) -> Path:
+    """A finished two-objective study (accuracy up, parameters down), written to disk."""
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    study = optuna.create_study(
+        study_name="front", storage=storage, directions=["maximize", "minimize"]
+    )
+    study.set_metric_names(["val/acc_best", "model/params"])
+    study.set_user_attr(stored.BASE_OVERRIDES, ["model=cnn"])
+    # (accuracy, parameters): trials 0, 2 and 3 are non-dominated, 1 is dominated by 0
+    for units, values in (
+        (50, (0.90, 1e5)),
+        (75, (0.89, 2e5)),
+        (100, (0.92, 3e5)),
+        (25, (0.80, 5e4)),
+    ):
+        trial = study.ask()
+        trial.suggest_int("model.net.units", 25, 150, step=25)
+        trial.set_user_attr(stored.OVERRIDES, [f"model.net.units={units}"])
+        study.tell(trial, values)
+    report.write_all(study, tmp_path)
+    return tmp_path
+
+
+def test_a_pareto_set_is_written_and_retrained_by_number(pareto_dir: Path) -> None:
+    from omegaconf import OmegaConf
+
+    results = OmegaConf.load(pareto_dir / report.RESULTS_FILE)
+    assert results.direction == ["maximize", "minimize"]
+    assert results.objectives == ["val/acc_best", "model/params"]
+    assert [s.number for s in results.solutions] == [0, 2, 3]
+    assert results.solutions[1]["values"] == [0.92, 3e5]
+    assert results.solutions[1].overrides == ["model=cnn", "model.net.units=100"]
+    assert "best_value" not in results
+    assert (pareto_dir / "pareto_front.png").stat().st_size > 10_000
+    text = (pareto_dir / report.REPORT_FILE).read_text()
+    assert "## Pareto set: 3 trial(s)" in text and "trial=<number>" in text
+    header = (pareto_dir / report.TRIALS_FILE).read_text().splitlines()[0]
+    assert header.startswith("number,state,val/acc_best,model/params,epochs")
+
+    assert [b.number for b in load_best(str(pareto_dir))] == [0, 2, 3]
+    assert [b.number for b in load_best(f"sqlite:///{pareto_dir / 'optuna.db'}")] == [0, 2, 3]
+    argv = expand_best_of([f"best_of={pareto_dir}", "trial=2", "trainer.max_epochs=5"])
+    assert argv == [
+        f"best_of={pareto_dir}",
+        "name=front_best",
+        "model=cnn",
+        "model.net.units=100",
+        "trainer.max_epochs=5",
+    ]
+    with pytest.raises(ConfigError, match="Pareto set holds trials 0, 2, 3"):
+        expand_best_of([f"best_of={pareto_dir}"])
+    with pytest.raises(ConfigError, match="trial=1 is not a trial to retrain"):
+        expand_best_of([f"best_of={pareto_dir}", "trial=1"])

@@ -31,8 +31,10 @@ GOOD = dict(
 
 
 def test_good_settings_pass_and_directions_follow_monitor_mode() -> None:
-    assert check_settings(GOOD)["direction"] == "minimize"
-    assert check_settings(GOOD | {"direction": "maximize"})["direction"] == "maximize"
+    assert check_settings(GOOD)["directions"] == ["minimize"]
+    assert check_settings(GOOD | {"direction": "maximize"})["directions"] == ["maximize"]
+    two = check_settings(GOOD | {"direction": ["max", "minimize"]})
+    assert two["directions"] == ["maximize", "minimize"]
 
 
 @pytest.mark.parametrize(
@@ -44,7 +46,7 @@ def test_good_settings_pass_and_directions_follow_monitor_mode() -> None:
         ("workers_per_gpu", 1.5, "`hydra.sweeper.workers_per_gpu`=1.5 is invalid"),
         ("max_failure_rate", 1.5, "`hydra.sweeper.max_failure_rate`=1.5 is invalid"),
         ("max_failure_rate", -0.1, "from 0 (stop at the first failed trial) to 1"),
-        ("direction", ["minimize", "maximize"], "is a list, but sweeplab optimises one"),
+        ("direction", ["minimize", "up"], "or a list of them, one per objective"),
         ("direction", "up", "`hydra.sweeper.direction`='up' is invalid"),
         ("storage", "", "`hydra.sweeper.storage` is empty"),
     ],
@@ -57,12 +59,21 @@ def test_bad_settings_name_the_key(key: str, value: object, message: str) -> Non
 def test_a_direction_against_the_objective_is_refused() -> None:
     from omegaconf import OmegaConf
 
-    from sweeplab.sweep.sweeper import _check_direction
+    from sweeplab.sweep.sweeper import _check_objectives
 
-    loss = OmegaConf.create({"monitor_mode": "min", "optimized_metric": "val/loss_best"})
-    _check_direction("minimize", loss)
-    with pytest.raises(ConfigError, match="contradicts the objective: .*minimized"):
-        _check_direction("maximize", loss)
+    loss = OmegaConf.create({"optimized_direction": "min", "optimized_metric": "val/loss_best"})
+    assert _check_objectives(["minimize"], loss) == ["val/loss_best"]
+    with pytest.raises(ConfigError, match="contradicts the objective: .*best minimized"):
+        _check_objectives(["maximize"], loss)
+    two = OmegaConf.create(
+        {
+            "optimized_direction": ["max", "min"],
+            "optimized_metric": ["val/acc_best", "model/params"],
+        }
+    )
+    assert _check_objectives(["maximize", "minimize"], two) == ["val/acc_best", "model/params"]
+    with pytest.raises(ConfigError, match="contradicts the objective"):
+        _check_objectives(["maximize"], two)
 
 
 def test_heartbeat_settings_are_checked() -> None:

@@ -158,6 +158,7 @@ def test_cli_writes_the_definition(isolated_env: dict[str, str]) -> None:
     [
         ("+hydra.sweeper.layers.params.seed='choice(1,2)'", "one parent config node"),
         ("hparams_search=nope", "hparams_search"),
+        ("objective=acc_vs_params", "W&B Sweeps optimise one metric"),
     ],
 )
 def test_cli_refuses_what_it_cannot_express(

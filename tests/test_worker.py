@@ -50,7 +50,7 @@ def test_runs_exactly_n_trials_in_batches_of_n_jobs(tmp_path: Path) -> None:
     w.run()
     assert [len(b) for b in launch.batches] == [2, 1]
     first = launch.batches[0][0]
-    assert first[0].startswith("x=") and first[1:] == ["data.augment=true", "trial_number=0"]
+    assert first[0].startswith("x=") and first[1:] == ["data.augment=true", "++trial_number=0"]
     assert [t.state for t in w.study.trials] == [TrialState.COMPLETE] * 3
     assert w.study.trials[0].user_attrs[stored.OVERRIDES] == [first[0]]  # sampled only
 

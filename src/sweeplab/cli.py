@@ -1,6 +1,6 @@
 """The ``sweeplab`` command: look at sweeps and compare runs.
 
-sweeplab best logs/sweeps/mlp_optuna          # the best overrides, ready to paste
+sweeplab best logs/sweeps/mlp_optuna          # the best overrides (or the Pareto set)
 sweeplab best sqlite:///path/optuna.db --study mlp_optuna
 sweeplab compare logs/runs/mlp_baseline/<time> logs/runs/mlp_optuna/<time>
 sweeplab dashboard logs/sweeps/mlp_optuna       # optuna-dashboard on the sweep's study
@@ -45,11 +45,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "best":
             found = load_best(args.source, args.study)
-            print(
-                f"# {found.study_name}: trial {found.number}, value {found.value:.6g}",
-                file=sys.stderr,
-            )
-            print(found.command_line())
+            if len(found[0].values) == 1:  # the overrides alone on stdout, ready to paste
+                print(found[0].describe(), file=sys.stderr)
+                print(found[0].command_line())
+            else:
+                print(f"# Pareto set of {len(found)} trials (best_of=... trial=<number>)")
+                for trial in found:
+                    print(trial.describe())
+                    print(trial.command_line())
         elif args.command == "wandb-sweep":
             definition = wandb_sweep(args.config_dir, args.overrides, args.name)
             command_line = shlex.join(["sweeplab", "wandb-sweep", *args.overrides])

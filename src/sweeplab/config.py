@@ -18,6 +18,7 @@ from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from sweeplab.costs import LATENCY, PARAMS
 from sweeplab.errors import ConfigError, SweeplabError
 
 # Targets that configs may instantiate (Hydra 1.4's execution whitelist); users add the
@@ -159,14 +160,28 @@ def check_run(cfg: DictConfig) -> None:
             f"`name`={name!r} is invalid: it names the run's directory under paths.log_dir, "
             "so use letters, digits, '.', '_' or '-' (no '/' and not only dots)."
         )
-    metric = cfg.get("optimized_metric")
-    if not isinstance(metric, str) or not metric:
-        raise ConfigError(
-            f"`optimized_metric`={metric!r} is invalid: name a logged metric such as "
-            "val/acc_best or val/loss_best."
-        )
     if cfg.get("monitor_mode") not in ("min", "max"):
         raise ConfigError(f"`monitor_mode`={cfg.get('monitor_mode')!r} is invalid: use min or max.")
+    metrics, directions = objectives(cfg)
+    if not metrics or not all(isinstance(m, str) and m for m in metrics):
+        raise ConfigError(
+            f"`optimized_metric`={cfg.get('optimized_metric')!r} is invalid: name a logged "
+            "metric such as val/acc_best, or a list of them (objective=acc_vs_params)."
+        )
+    if len(directions) != len(metrics) or not all(d in ("min", "max") for d in directions):
+        raise ConfigError(
+            f"`optimized_direction`={cfg.get('optimized_direction')!r} does not fit "
+            f"optimized_metric={metrics}: give min or max for each metric, in the same order."
+        )
+
+
+def objectives(cfg: DictConfig) -> tuple[list[str], list[str]]:
+    """``optimized_metric`` and ``optimized_direction`` as lists (one entry per objective)."""
+
+    def as_list(value: Any) -> list[Any]:
+        return list(value) if OmegaConf.is_list(value) or isinstance(value, list) else [value]
+
+    return as_list(cfg.get("optimized_metric")), as_list(cfg.get("optimized_direction"))
 
 
 def check_seed(seed: Any, count: Any = 1) -> None:
@@ -180,11 +195,11 @@ def check_seed(seed: Any, count: Any = 1) -> None:
 
 
 def check_logged(cfg: DictConfig, model: Any) -> None:
-    """``monitor``, ``optimized_metric`` and the callbacks' monitors must be metrics the model
+    """``monitor``, ``optimized_metric`` and the callbacks' monitors must be metrics the run
     logs (known before training for models that list them), or the run would fail later."""
-    logged = getattr(model, "LOGGED_METRICS", None)
-    if logged is None:
+    if getattr(model, "LOGGED_METRICS", None) is None:
         return
+    logged = [*model.LOGGED_METRICS, PARAMS, *([LATENCY] if cfg.get("measure_latency") else [])]
     callbacks = cfg.get("callbacks") or {}
     watched = [
         (f"callbacks.{name}.monitor", node.get("monitor"))
@@ -193,14 +208,15 @@ def check_logged(cfg: DictConfig, model: Any) -> None:
     ]
     for key, value in [
         ("monitor", cfg.get("monitor")),
-        ("optimized_metric", cfg.get("optimized_metric")),
+        *(("optimized_metric", metric) for metric in objectives(cfg)[0]),
         *watched,
     ]:
         if value is not None and value not in logged:
             raise ConfigError(
                 f"`{key}`={value!r} is not a metric this run logs; it logs "
                 f"{', '.join(logged)}. Set {key} to one of them (objective=val_acc|val_loss "
-                "sets monitor and optimized_metric together)."
+                "sets monitor and optimized_metric together; model/latency_ms needs "
+                "measure_latency=true, as objective=acc_vs_latency sets)."
             )
 
 

@@ -20,7 +20,7 @@ from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 from rich.console import Console
 from rich.table import Table
 
-from sweeplab import config, record, seeds, tracking
+from sweeplab import config, costs, record, seeds, tracking
 from sweeplab.errors import ConfigError, SweeplabError, exit_with
 from sweeplab.timing import EpochClock
 
@@ -58,6 +58,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             logger.log_hyperparams(tracking.flatten(config.to_plain(cfg)))
         trainer.fit(model, datamodule=datamodule)
         metrics = _scalars(trainer.callback_metrics)
+        metrics.update(_costs(cfg, model, trainer, datamodule))
+        for logger in loggers:  # in the W&B summary next to the accuracy, for Pareto plots
+            logger.log_metrics({k: metrics[k] for k in costs.COST_METRICS if k in metrics})
         ckpt_path = _best_checkpoint(trainer)
         if cfg.get("test"):
             if ckpt_path is None:
@@ -75,7 +78,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     run_dir = Path(cfg.paths.output_dir)
     result = {
         "metrics": metrics,
-        "optimized_metric": cfg.optimized_metric,
+        "optimized_metric": _optimized(cfg),
         "ckpt_path": ckpt_path,
         "seed": seed,
         "epochs": trainer.current_epoch,
@@ -90,7 +93,21 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     return result
 
 
-def main(cfg: DictConfig) -> float:
+def _optimized(cfg: DictConfig) -> str | list[str]:
+    """``optimized_metric`` as the record keeps it: a name, or a list for several."""
+    names = config.objectives(cfg)[0]
+    return names if len(names) > 1 else names[0]
+
+
+def _costs(cfg: DictConfig, model: Any, trainer: pl.Trainer, datamodule: Any) -> dict[str, float]:
+    measured = {costs.PARAMS: float(costs.parameter_count(model))}
+    if cfg.get("measure_latency"):
+        shape = getattr(datamodule, "input_shape", None) or cfg.model.net.input_shape
+        measured[costs.LATENCY] = costs.inference_latency_ms(model, trainer, shape)
+    return measured
+
+
+def main(cfg: DictConfig) -> float | tuple[float, ...]:
     """The ``train.py`` task: run (over ``seeds`` seeds), return the optimised metric.
 
     A user error in a single run becomes one paragraph on stderr and exit status 1.
@@ -103,7 +120,8 @@ def main(cfg: DictConfig) -> float:
                 first_seed = cfg.seed if cfg.get("seed") is not None else secrets.randbelow(2**31)
                 summary = seeds.run_seeds(cfg, run, first_seed)
                 Console().print(seeds.comparison_table([Path(cfg.paths.output_dir)]))
-                return float(summary["metrics"][cfg.optimized_metric]["mean"])
+                means = {name: m["mean"] for name, m in summary["metrics"].items()}
+                return objective({"metrics": means, "optimized_metric": _optimized(cfg)})
             return objective(run(cfg))
         except OmegaConfBaseException as e:
             raise config.from_omegaconf(e) from None
@@ -134,15 +152,19 @@ def _in_sweeplab_sweep() -> bool:
     return "sweeplab" in str(HydraConfig.get().sweeper.get("_target_", ""))
 
 
-def objective(result: dict[str, Any]) -> float:
-    """The value of ``optimized_metric`` in a run's record."""
-    name = result["optimized_metric"]
-    if name not in result["metrics"]:
-        raise ConfigError(
-            f"`optimized_metric`={name!r} was not logged by the run; logged metrics are "
-            f"{', '.join(sorted(result['metrics']))}. Set optimized_metric to one of them."
-        )
-    return float(result["metrics"][name])
+def objective(result: dict[str, Any]) -> float | tuple[float, ...]:
+    """The value of ``optimized_metric`` in a run's record; a tuple for several objectives."""
+    names = result["optimized_metric"]
+    several = not isinstance(names, str)
+    values = []
+    for name in names if several else [names]:
+        if name not in result["metrics"]:
+            raise ConfigError(
+                f"`optimized_metric`={name!r} was not logged by the run; logged metrics are "
+                f"{', '.join(sorted(result['metrics']))}. Set optimized_metric to one of them."
+            )
+        values.append(float(result["metrics"][name]))
+    return tuple(values) if several else values[0]
 
 
 def _scalars(metrics: dict[str, Any], prefix: str = "") -> dict[str, float]:
@@ -161,7 +183,7 @@ def _print_summary(cfg: DictConfig, metrics: dict[str, float], path: Path) -> No
     table.add_column("metric")
     table.add_column("value", justify="right")
     for name in sorted(metrics):
-        marker = " *" if name == cfg.optimized_metric else ""
+        marker = " *" if name in config.objectives(cfg)[0] else ""
         table.add_row(name + marker, f"{metrics[name]:.4f}")
     console = Console(stderr=False)
     console.print(table)

@@ -16,26 +16,42 @@ from omegaconf import DictConfig, OmegaConf
 from sweeplab.errors import ConfigError
 from sweeplab.redaction import redact
 from sweeplab.sweep import study as stored
-from sweeplab.sweep.report import RESULTS_FILE
+from sweeplab.sweep.report import (
+    RESULTS_FILE,
+    best_overrides,
+    best_trial,
+    is_multi_objective,
+    pareto_trials,
+)
 from sweeplab.sweep.storage import is_journal, open_existing_storage
 
 BEST_OF = "best_of="
+TRIAL = "trial="  # with best_of: which Pareto trial to retrain
 
 
 @dataclass(frozen=True)
 class BestTrial:
+    """A trial worth retraining: the best one, or one of a multi-objective Pareto set."""
+
     study_name: str
     number: int
-    value: float
+    values: list[float]
     overrides: list[str]
 
     def command_line(self) -> str:
         return " ".join(shlex.quote(o) for o in self.overrides)
 
+    def describe(self) -> str:
+        shown = ", ".join(f"{v:.6g}" for v in self.values)
+        return (
+            f"# {self.study_name}: trial {self.number}, value{'s' * (len(self.values) > 1)} {shown}"
+        )
 
-def load_best(source: str, study_name: str | None = None) -> BestTrial:
+
+def load_best(source: str, study_name: str | None = None) -> list[BestTrial]:
     """The best trial of a sweep directory (its ``optimization_results.yaml``) or of a study
-    in an Optuna storage URL (``study_name`` may be left out when the storage holds one)."""
+    in an Optuna storage URL (``study_name`` may be left out when the storage holds one); for
+    a multi-objective study, every trial of its Pareto set."""
     if "://" in source or is_journal(source):
         return _from_storage(source, study_name)
     results_path = Path(source).expanduser() / RESULTS_FILE
@@ -58,20 +74,22 @@ def load_best(source: str, study_name: str | None = None) -> BestTrial:
             f"The sweep in {source} is study {results.get('study_name')!r}, not {study_name!r}: "
             "--study selects a study in a storage URL; leave it out for a sweep directory."
         )
+    name = str(results.get("study_name"))
+    if isinstance(results, DictConfig) and results.get("solutions"):
+        return [
+            BestTrial(name, int(s.number), [float(v) for v in s["values"]], list(s.overrides))
+            for s in results.solutions
+        ]
     if not isinstance(results, DictConfig) or "best_overrides" not in results:
         raise ConfigError(
             f"The sweep in {source} has no complete trial yet, so no best configuration. "
             "Run (or resume) the sweep first."
         )
-    return BestTrial(
-        study_name=str(results.study_name),
-        number=int(results.best_trial),
-        value=float(results.best_value),
-        overrides=[str(o) for o in results.best_overrides],
-    )
+    overrides = [str(o) for o in results.best_overrides]
+    return [BestTrial(name, int(results.best_trial), [float(results.best_value)], overrides)]
 
 
-def _from_storage(storage: str, study_name: str | None) -> BestTrial:
+def _from_storage(storage: str, study_name: str | None) -> list[BestTrial]:
     opened = open_existing_storage(storage)
     names = optuna.get_all_study_names(opened)
     if study_name is not None and study_name not in names:
@@ -87,33 +105,53 @@ def _from_storage(storage: str, study_name: str | None) -> BestTrial:
             )
         study_name = names[0]
     study = optuna.load_study(study_name=study_name, storage=opened)
-    try:
-        best = study.best_trial
-    except ValueError:
+    best = pareto_trials(study) if is_multi_objective(study) else [best_trial(study)]
+    if not best or best[0] is None:
         raise ConfigError(
             f"Study {study_name} has no complete trial yet, so no best configuration."
-        ) from None
-    overrides = [
-        *study.user_attrs.get(stored.BASE_OVERRIDES, []),
-        *best.user_attrs.get(stored.OVERRIDES, []),
-    ]
-    return BestTrial(study_name, best.number, float(best.value), overrides)
+        )
+    base = study.user_attrs.get(stored.BASE_OVERRIDES, [])
+    return [BestTrial(study_name, t.number, list(t.values), best_overrides(t, base)) for t in best]
 
 
 def expand_best_of(argv: list[str]) -> list[str]:
-    """Insert a sweep's best overrides where ``best_of=<dir>`` stands in ``argv``.
+    """Insert a sweep's best overrides where ``best_of=<dir>`` stands in ``argv``;
+    ``trial=<n>`` picks trial n of a multi-objective sweep's Pareto set.
 
     The user's own overrides win: a best override whose key the user also sets is dropped.
     """
     positions = [i for i, arg in enumerate(argv) if arg.startswith(BEST_OF)]
     if not positions:
         return argv
-    i = positions[-1]
-    best = load_best(argv[i][len(BEST_OF) :])
+    chosen_number = [arg for arg in argv if arg.startswith(TRIAL)]
+    argv = [arg for arg in argv if not arg.startswith(TRIAL)]
+    i = [j for j, arg in enumerate(argv) if arg.startswith(BEST_OF)][-1]
+    source = argv[i][len(BEST_OF) :]
+    best = _pick(
+        source, load_best(source), chosen_number[-1][len(TRIAL) :] if chosen_number else None
+    )
     user_keys = {_key(arg) for j, arg in enumerate(argv) if j != i and "=" in arg}
     named = [f"name={best.study_name}_best"]  # runs land in logs/runs/<study>_best/
     chosen = [o for o in [*named, *best.overrides] if _key(o) not in user_keys]
     return [*argv[: i + 1], *chosen, *argv[i + 1 :]]
+
+
+def _pick(source: str, candidates: list[BestTrial], number: str | None) -> BestTrial:
+    numbers = [c.number for c in candidates]
+    if number is None:
+        if len(candidates) > 1:
+            raise ConfigError(
+                f"The sweep in {source} optimised several objectives: its Pareto set holds "
+                f"trials {', '.join(map(str, numbers))}, none better on every objective. Pick "
+                f"one with trial=<number> (sweeplab best {source} lists their values)."
+            )
+        return candidates[0]
+    if not number.isdigit() or int(number) not in numbers:
+        raise ConfigError(
+            f"trial={number} is not a trial to retrain from {source}: pick one of "
+            f"{', '.join(map(str, numbers))} (the Pareto set, or the best trial)."
+        )
+    return candidates[numbers.index(int(number))]
 
 
 def _key(override: str) -> str:

@@ -24,6 +24,13 @@ STATE_WORDS = {
 }
 
 
+def format_values(values: list[float] | None) -> str:
+    """``0.9123`` for one objective, ``0.9123, 5.423e+05`` for several; ``-`` for none."""
+    if not values or not all(math.isfinite(v) for v in values):
+        return "-"
+    return ", ".join(f"{v:.4f}" if abs(v) < 1e4 else f"{v:.4g}" for v in values)
+
+
 def format_duration(seconds: float) -> str:
     seconds = int(round(seconds))
     hours, rest = divmod(seconds, 3600)
@@ -68,14 +75,15 @@ class SweepProgress:
             if done_here > 0
             else "?"
         )
-        value = (
-            "-" if trial.value is None or not math.isfinite(trial.value) else f"{trial.value:.4f}"
-        )
-        try:
-            best = self.study.best_trial
-            best_text = f"best {best.value:.4f} (trial {best.number})"
-        except (ValueError, RuntimeError):  # no complete trial yet, or several objectives
-            best_text = "best -"
+        value = format_values(trial.values)
+        if len(self.study.directions) > 1:
+            best_text = f"Pareto set {len(self.study.best_trials)} trial(s)"
+        else:
+            try:
+                best = self.study.best_trial
+                best_text = f"best {best.value:.4f} (trial {best.number})"
+            except ValueError:  # no complete trial yet
+                best_text = "best -"
         state = STATE_WORDS.get(trial.state, trial.state.name.lower())
         return (
             f"Trial {trial.number} {state}: value {value} | {best_text} | "

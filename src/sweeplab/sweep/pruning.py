@@ -53,6 +53,8 @@ class OptunaPruning(pl.Callback):
         study = optuna.load_study(
             study_name=self.study_name, storage=open_storage(self.storage), pruner=self.pruner
         )
+        if len(study.directions) > 1:
+            return  # Optuna takes no per-epoch values from a multi-objective trial
         self._trial = trial_by_number(study, self.trial_number)
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

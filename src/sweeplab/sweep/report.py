@@ -38,6 +38,32 @@ def reported_trials(study: optuna.Study) -> list[FrozenTrial]:
     return [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get(stored.SURPLUS)]
 
 
+def is_multi_objective(study: optuna.Study) -> bool:
+    return len(study.directions) > 1
+
+
+def objective_names(study: optuna.Study) -> list[str]:
+    """The objectives' metric names (``value`` for an unnamed single objective)."""
+    with warnings.catch_warnings():  # metric names are experimental since Optuna 3.2
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        names = study.metric_names
+    return names or (
+        ["value"]
+        if len(study.directions) == 1
+        else [f"value_{i}" for i in range(len(study.directions))]
+    )
+
+
+def value_columns(study: optuna.Study) -> list[str]:
+    """Column names of the trials' values in tables: ``value``, or one per objective."""
+    return objective_names(study) if is_multi_objective(study) else ["value"]
+
+
+def pareto_trials(study: optuna.Study) -> list[FrozenTrial]:
+    """The non-dominated complete trials of a multi-objective study, by number."""
+    return sorted(study.best_trials, key=lambda t: t.number)
+
+
 def write_all(study: optuna.Study, sweep_dir: Path) -> list[Path]:
     """Write every result file; a plot that cannot be drawn is skipped with a warning.
     Returns the plots written."""
@@ -45,7 +71,7 @@ def write_all(study: optuna.Study, sweep_dir: Path) -> list[Path]:
     trials = reported_trials(study)
     best = best_trial(study)
     write_results(study, trials, best, sweep_dir / RESULTS_FILE, base_overrides)
-    write_trials_csv(trials, sweep_dir / TRIALS_FILE)
+    write_trials_csv(trials, sweep_dir / TRIALS_FILE, value_columns(study))
     plots = write_plots(study, sweep_dir)
     write_markdown(study, trials, best, sweep_dir / REPORT_FILE, base_overrides, plots)
     return [sweep_dir / plot for plot in plots]
@@ -72,14 +98,28 @@ def write_results(
     counts = {state.name.lower(): 0 for state in TrialState}
     for trial in trials:
         counts[trial.state.name.lower()] += 1
+    directions = [d.name.lower() for d in study.directions]
     results: dict[str, Any] = {
         "name": "optuna",
         "study_name": study.study_name,
-        "direction": study.direction.name.lower(),
+        "direction": directions if len(directions) > 1 else directions[0],
+        "objectives": objective_names(study),
         "trials": counts,
         # validation epochs run by all trials together: what pruning saves
         "epochs_total": sum(len(t.intermediate_values) for t in trials),
     }
+    if is_multi_objective(study):
+        # The Pareto set, as the stock Optuna sweeper writes it (params, values), with each
+        # trial's number and the overrides that retrain it (best_of=<dir> trial=<number>).
+        results["solutions"] = [
+            {
+                "number": t.number,
+                "params": t.params,
+                "values": t.values,
+                "overrides": best_overrides(t, base_overrides),
+            }
+            for t in pareto_trials(study)
+        ]
     if best is not None:
         results |= {
             "best_trial": best.number,
@@ -103,15 +143,18 @@ def _param_names(trials: list[FrozenTrial]) -> list[str]:
     return list(names)
 
 
-def trial_rows(trials: list[FrozenTrial]) -> tuple[list[str], list[list[Any]]]:
-    """One row per trial: number, state, value, epochs, duration, every parameter ("" where
-    a trial does not have it), error, duplicate_of, retry_of, worker."""
+def trial_rows(
+    trials: list[FrozenTrial], objectives: list[str]
+) -> tuple[list[str], list[list[Any]]]:
+    """One row per trial: number, state, the value of each objective, epochs, duration, every
+    parameter ("" where a trial does not have it), error, duplicate_of, retry_of, worker."""
     params = _param_names(trials)
-    header = ["number", "state", "value", "epochs", "duration_s", *params]
+    header = ["number", "state", *objectives, "epochs", "duration_s", *params]
     header += ["error", "duplicate_of", "retry_of", "worker"]
     rows = []
     for t in trials:
-        row = [t.number, t.state.name, t.value, len(t.intermediate_values), _duration(t)]
+        row = [t.number, t.state.name, *(t.values or [None] * len(objectives))]
+        row += [len(t.intermediate_values), _duration(t)]
         row += [t.params.get(name, "") for name in params]  # "" = inactive parameter
         row += [stored.error_of(t) or "", t.user_attrs.get(stored.DUPLICATE_OF, "")]
         retry = stored.retry_of(t)
@@ -120,8 +163,8 @@ def trial_rows(trials: list[FrozenTrial]) -> tuple[list[str], list[list[Any]]]:
     return header, rows
 
 
-def write_trials_csv(trials: list[FrozenTrial], path: Path) -> None:
-    header, rows = trial_rows(trials)
+def write_trials_csv(trials: list[FrozenTrial], path: Path, objectives: list[str]) -> None:
+    header, rows = trial_rows(trials, objectives)
 
     def write(tmp: Path) -> None:
         with tmp.open("w", newline="") as f:
@@ -133,7 +176,8 @@ def write_trials_csv(trials: list[FrozenTrial], path: Path) -> None:
 
 
 def write_plots(study: optuna.Study, sweep_dir: Path) -> list[str]:
-    """Optimization history, parameter importances, parallel coordinates, as PNG."""
+    """Optimization history, parameter importances, parallel coordinates (and the Pareto
+    front of a multi-objective study), as PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -145,13 +189,32 @@ def write_plots(study: optuna.Study, sweep_dir: Path) -> list[str]:
     # Parameters that never changed explain nothing: leave them out of both parameter plots.
     varied = _varied_params(complete)
     in_every_trial = [p for p in varied if all(p in t.params for t in complete)]
+    names = objective_names(study)
+    # With several objectives the usual plots follow the first one, and the Pareto front
+    # (dominated trials drawn apart) shows the trade-off.
+    multi = is_multi_objective(study)
+    first = {"target": lambda t: t.values[0], "target_name": names[0]} if multi else {}
+    # Importance evaluators look for what makes a target low: flip a maximised one.
+    sign = -1 if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else 1
+    ranked = {"target": lambda t: sign * t.values[0], "target_name": names[0]} if multi else {}
+    specs = [
+        ("optimization_history.png", partial(plots.plot_optimization_history, **first), 1),
+        (
+            "param_importances.png",
+            partial(plots.plot_param_importances, params=in_every_trial, **ranked),
+            2,
+        ),
+        (
+            "parallel_coordinates.png",
+            partial(plots.plot_parallel_coordinate, params=varied, **first),
+            2,
+        ),
+    ]
+    if multi:
+        specs.append(("pareto_front.png", partial(plots.plot_pareto_front, target_names=names), 1))
     written = []
-    for name, draw, needed in (
-        ("optimization_history.png", plots.plot_optimization_history, 1),
-        ("param_importances.png", partial(plots.plot_param_importances, params=in_every_trial), 2),
-        ("parallel_coordinates.png", partial(plots.plot_parallel_coordinate, params=varied), 2),
-    ):
-        if len(complete) < needed or (name != "optimization_history.png" and not varied):
+    for name, draw, needed in specs:
+        if len(complete) < needed or (name.startswith("param") and not varied):
             continue
         try:
             axes = draw(study)
@@ -203,15 +266,41 @@ def write_markdown(
     plots: list[str],
 ) -> None:
     states = [t.state.name.lower() for t in trials]
+    names = objective_names(study)
+    goals = ", ".join(f"{d.name.lower()} {n}" for d, n in zip(study.directions, names, strict=True))
     lines = [
         f"# Sweep report: {study.study_name}",
         "",
         f"{len(trials)} trials: "
         + ", ".join(f"{states.count(s)} {s}" for s in sorted(set(states))),
-        f"Objective: {study.direction.name.lower()}. Validation epochs run in all: "
+        f"Objective: {goals}. Validation epochs run in all: "
         f"{sum(len(t.intermediate_values) for t in trials)}.",
         "",
     ]
+    if is_multi_objective(study):
+        pareto = pareto_trials(study)
+        varied = _param_names(pareto)
+        lines += [
+            f"## Pareto set: {len(pareto)} trial(s)",
+            "",
+            "No trial is better on every objective than these. Retrain one with:",
+            "",
+            "```bash",
+            f"python train.py best_of={path.parent} trial=<number> trainer.max_epochs=50",
+            "```",
+            "",
+            "| # | " + " | ".join([*names, *varied]) + " |",
+            "|" + " --- |" * (1 + len(names) + len(varied)),
+            *[
+                "| "
+                + " | ".join(
+                    _cell(v) for v in [t.number, *t.values, *(t.params.get(p) for p in varied)]
+                )
+                + " |"
+                for t in pareto
+            ],
+            "",
+        ]
     if best is not None:
         overrides = " ".join(best_overrides(best, base_overrides))
         lines += [
@@ -228,14 +317,16 @@ def write_markdown(
             "",
         ]
     params = _param_names(trials)
+    columns = value_columns(study)
     lines += [
         "## Trials",
         "",
-        "| # | state | value | epochs | seconds | " + " | ".join(params) + " |",
-        "|" + " --- |" * (5 + len(params)),
+        "| # | state | " + " | ".join([*columns, "epochs", "seconds", *params]) + " |",
+        "|" + " --- |" * (4 + len(columns) + len(params)),
     ]
     for t in trials:
-        row = [t.number, t.state.name.lower(), t.value, len(t.intermediate_values), _duration(t)]
+        row = [t.number, t.state.name.lower(), *(t.values or [None] * len(columns))]
+        row += [len(t.intermediate_values), _duration(t)]
         row += [t.params.get(p) for p in params]
         lines.append("| " + " | ".join(_cell(v) for v in row) + " |")
     failed = [t for t in trials if stored.error_of(t)]

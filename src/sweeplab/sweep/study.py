@@ -71,16 +71,19 @@ def record(study: optuna.Study, trial: optuna.Trial, job: JobReturn) -> str | No
     """Record a finished job's outcome on its trial; return the error of a failed one."""
     error: str | None = None
     try:
-        value = _as_float(job.return_value)  # re-raises the job's exception, if any
-        if value is None or not math.isfinite(value):
-            error = f"the objective is {job.return_value!r}, not a finite number"
+        values = _as_floats(job.return_value)  # re-raises the job's exception, if any
+        if values is None or len(values) != len(study.directions):
+            error = (
+                f"the objective is {job.return_value!r}, but the study wants "
+                f"{len(study.directions)} finite number(s) (optimized_metric)"
+            )
     except optuna.TrialPruned:
         tell(study, trial, state=TrialState.PRUNED)
         return None
     except Exception as e:
         error = f"{type(e).__name__}: {e}"
     if job.status == JobStatus.COMPLETED and error is None:
-        tell(study, trial, values=[value])
+        tell(study, trial, values=values)
         return None
     with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
         trial.set_user_attr(ERROR, error)  # unless failed already by a heartbeat check
@@ -90,7 +93,7 @@ def record(study: optuna.Study, trial: optuna.Trial, job: JobReturn) -> str | No
 
 
 def reuse_twin(study: optuna.Study, trial: optuna.Trial) -> bool:
-    """Complete ``trial`` with the value of an earlier complete trial with the same
+    """Complete ``trial`` with the value(s) of an earlier complete trial with the same
     parameters, if there is one, instead of training it again.
 
     Samplers of discrete spaces propose repeats once they converge; with a fixed seed a
@@ -100,7 +103,7 @@ def reuse_twin(study: optuna.Study, trial: optuna.Trial) -> bool:
     for twin in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         if twin.params == params:
             trial.set_user_attr(DUPLICATE_OF, twin.number)
-            tell(study, trial, values=[twin.value])
+            tell(study, trial, values=twin.values)
             log.info("Trial %d repeats trial %d: its value is reused", trial.number, twin.number)
             return True
     return False
@@ -118,8 +121,10 @@ def tell(study: optuna.Study, trial: optuna.Trial, **outcome: Any) -> None:
             raise
 
 
-def _as_float(value: Any) -> float | None:
+def _as_floats(value: Any) -> list[float] | None:
+    """A run's objective value(s) as finite floats, or ``None`` if they are not."""
     try:
-        return float(value)
+        values = [float(v) for v in value] if isinstance(value, list | tuple) else [float(value)]
     except (TypeError, ValueError):
         return None
+    return values if all(math.isfinite(v) for v in values) else None

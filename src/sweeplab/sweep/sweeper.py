@@ -21,6 +21,7 @@ from hydra.types import HydraContext, TaskFunction
 from hydra.utils import get_method, instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from sweeplab.config import objectives
 from sweeplab.errors import ConfigError, SweeplabError, exit_with
 from sweeplab.outputs import writable_dir
 from sweeplab.redaction import redact
@@ -97,7 +98,9 @@ class SweeplabOptunaSweeper(Sweeper):
     def _sweep(self, arguments: list[str]) -> None:
         assert self.config is not None
         s = check_settings(self.settings)
-        _check_direction(s["direction"], self.config)
+        metric_names = _check_objectives(s["directions"], self.config)
+        if len(s["directions"]) > 1:
+            _check_multi_objective(self.pruner_config, self.sampler_config)
         heartbeat = _heartbeat(self.heartbeat_config)
         space = SearchSpace.from_overrides(
             [format_override(str(k), v) for k, v in self.params.items()] + list(arguments),
@@ -114,9 +117,13 @@ class SweeplabOptunaSweeper(Sweeper):
             storage=storage,
             sampler=sampler,
             pruner=self._pruner(),
-            direction=s["direction"],
+            directions=s["directions"],
             load_if_exists=True,
         )
+        with warnings.catch_warnings():  # metric names: experimental since Optuna 3.2
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            if metric_names:  # shown by reports and optuna-dashboard
+                study.set_metric_names(metric_names)
         index = workers.worker_index()
         if study.trials or index is not None:
             # A resumed sweep, or one worker of several: a seeded sampler would replay the
@@ -227,18 +234,14 @@ def check_settings(settings: dict[str, Any]) -> dict[str, Any]:
             f"`hydra.sweeper.max_failure_rate`={rate!r} is invalid: use a number from 0 (stop "
             "at the first failed trial) to 1 (never stop for failures)."
         )
-    direction = s["direction"]
-    if isinstance(direction, ListConfig | list | tuple):
+    direction = s.pop("direction")
+    given = list(direction) if isinstance(direction, ListConfig | list | tuple) else [direction]
+    if not given or any(str(d).lower() not in DIRECTIONS for d in given):
         raise ConfigError(
-            f"`hydra.sweeper.direction`={list(direction)} is a list, but sweeplab optimises one "
-            "objective: give one direction (minimize or maximize), or leave it to follow "
-            "monitor_mode."
+            f"`hydra.sweeper.direction`={direction!r} is invalid: use minimize or maximize, or "
+            "a list of them, one per objective (objective=acc_vs_params sets both)."
         )
-    if str(direction).lower() not in DIRECTIONS:
-        raise ConfigError(
-            f"`hydra.sweeper.direction`={direction!r} is invalid: use minimize or maximize."
-        )
-    s["direction"] = DIRECTIONS[str(direction).lower()]
+    s["directions"] = [DIRECTIONS[str(d).lower()] for d in given]
     if not isinstance(s["storage"], str) or not s["storage"]:
         raise ConfigError(
             "`hydra.sweeper.storage` is empty: give an Optuna storage URL such as "
@@ -267,15 +270,34 @@ def _heartbeat(node: Any) -> Heartbeat:
     return heartbeat
 
 
-def _check_direction(direction: str, config: DictConfig) -> None:
-    """The study must optimise the objective the way the run ranks epochs (monitor_mode)."""
-    mode = config.get("monitor_mode")
-    if mode in DIRECTIONS and DIRECTIONS[mode] != direction:
+def _check_objectives(directions: list[str], config: DictConfig) -> list[str]:
+    """The study must optimise the run's objectives, each the way the run ranks it; returns
+    the objectives' metric names."""
+    if config.get("optimized_metric") is None:  # another Hydra app: its return value decides
+        return []
+    metrics, wanted = objectives(config)
+    expected = [DIRECTIONS.get(str(d), str(d)) for d in wanted]
+    if directions != expected:
         raise ConfigError(
-            f"`hydra.sweeper.direction`={direction} contradicts the objective: "
-            f"optimized_metric={config.get('optimized_metric')} is best when "
-            f"{DIRECTIONS[mode].removesuffix('e')}ed (monitor_mode={mode}). Leave the direction "
-            "to follow the objective, or switch the objective (objective=val_acc|val_loss)."
+            f"`hydra.sweeper.direction`={directions} contradicts the objective: "
+            f"optimized_metric={metrics} is best {', '.join(expected)}d "
+            f"(optimized_direction={wanted}). Leave the direction to follow the objective, or "
+            "switch the objective (objective=val_acc|val_loss|acc_vs_params|acc_vs_latency)."
+        )
+    return [str(m) for m in metrics]
+
+
+def _check_multi_objective(pruner: DictConfig | None, sampler: DictConfig | None) -> None:
+    if pruner:
+        raise ConfigError(
+            "Optuna cannot prune a trial of a multi-objective study (it has no single value "
+            "to compare per epoch), so hydra/sweeper/pruner must be none: drop the pruner "
+            "override, or optimise one objective."
+        )
+    if sampler and "CmaEs" in str(sampler.get("_target_", "")):
+        raise ConfigError(
+            "The CMA-ES sampler optimises one objective, but this sweep has several: use "
+            "hydra/sweeper/sampler=nsgaii (the usual choice), tpe, gp or random."
         )
 
 

@@ -15,7 +15,16 @@ from omegaconf import DictConfig, OmegaConf
 from sweeplab import tracking
 from sweeplab.redaction import redact
 from sweeplab.sweep import study as stored
-from sweeplab.sweep.report import best_overrides, best_trial, reported_trials, trial_rows
+from sweeplab.sweep.report import (
+    best_overrides,
+    best_trial,
+    is_multi_objective,
+    objective_names,
+    pareto_trials,
+    reported_trials,
+    trial_rows,
+    value_columns,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +53,7 @@ def log_study(
     # One run per study and storage: re-running (resuming) a sweep updates the same run.
     run_id = hashlib.sha1(f"{study.study_name}@{redact(storage)}".encode()).hexdigest()[:16]
     trials, best = reported_trials(study), best_trial(study)
+    base = study.user_attrs.get(stored.BASE_OVERRIDES, [])
     try:
         run = wandb.init(
             project=settings.get("project"),
@@ -59,7 +69,8 @@ def log_study(
                 "group": study.study_name,
                 "job_type": "study",
                 "study_name": study.study_name,
-                "direction": study.direction.name.lower(),
+                "directions": [d.name.lower() for d in study.directions],
+                "objectives": objective_names(study),
                 "sampler": type(study.sampler).__name__,
                 "pruner": type(study.pruner).__name__,
                 "storage": redact(storage),
@@ -70,7 +81,7 @@ def log_study(
         log.warning("Could not start the study's W&B run: %s", e)
         return
     try:
-        header, rows = trial_rows(trials)
+        header, rows = trial_rows(trials, value_columns(study))
         record: dict[str, Any] = {
             "trials": wandb.Table(columns=header, data=rows, allow_mixed_types=True),
             **{f"plots/{p.stem}": wandb.Image(str(p)) for p in plots},
@@ -85,15 +96,27 @@ def log_study(
                 },
             }
         )
+        if is_multi_objective(study):
+            pareto = pareto_trials(study)
+            names = objective_names(study)
+            run.summary["pareto_trials"] = [t.number for t in pareto]
+            run.log(
+                {
+                    "pareto": wandb.Table(
+                        columns=["number", *names, "overrides"],
+                        data=[
+                            [t.number, *t.values, " ".join(best_overrides(t, base))] for t in pareto
+                        ],
+                    )
+                }
+            )
         if best is not None:
             run.summary.update(
                 {
                     "best_trial": best.number,
                     "best_value": best.value,
                     "best_params": best.params,
-                    "best_overrides": " ".join(
-                        best_overrides(best, study.user_attrs.get(stored.BASE_OVERRIDES, []))
-                    ),
+                    "best_overrides": " ".join(best_overrides(best, base)),
                 }
             )
         run.finish()

@@ -52,6 +52,12 @@ def wandb_sweep(
     ``<model>_bayes``."""
     cfg = compose_search(config_dir, overrides)
     sweeper = cfg.hydra.sweeper
+    if OmegaConf.is_list(cfg.optimized_metric):
+        raise ConfigError(
+            f"optimized_metric={list(cfg.optimized_metric)} has several objectives, but W&B "
+            "Sweeps optimise one metric: use sweeplab's sweeper for a Pareto front, or export "
+            "a single objective (objective=val_acc|val_loss)."
+        )
     # As the sweeper reads them: the search config's params, then the command's overrides
     # (Hydra hands a sweeper no hydra.* overrides).
     own = [o for o in overrides if not o.lstrip("+~").startswith(("hydra.", "hydra/"))]

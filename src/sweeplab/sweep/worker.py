@@ -149,7 +149,7 @@ class Worker:
             if self.reuse_repeats and stored.reuse_twin(self.study, trial):
                 progress.trial_finished(trial.number)
                 continue
-            overrides = [*sampled, *self.space.fixed, f"trial_number={trial.number}"]
+            overrides = [*sampled, *self.space.fixed, f"++trial_number={trial.number}"]
             to_run.append((trial, overrides))
         if not to_run:
             return
