@@ -45,3 +45,21 @@ def test_resnet_benchmark_runs_with_a_tiny_budget(
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
     assert "resnet_sweep:" in done.stdout and "| bench_resnet_best | 1 |" in done.stdout
     assert "No finished CNN sweep" in done.stdout
+
+
+def test_pareto_benchmark_runs_with_a_tiny_budget(
+    fashion_dir: Path, tmp_path: Path, isolated_env: dict[str, str]
+) -> None:
+    """benchmarks/pareto.sh as written, with a budget small enough for a test."""
+    budget = dict(TRIALS="3", EPOCHS="1", SUBSET="100", OVERRIDES="data.val_size=100")
+    budget["LOGS"] = str(tmp_path / "logs")
+    done = subprocess.run(
+        ["bash", str(ROOT / "benchmarks" / "pareto.sh"), str(fashion_dir)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=dict(isolated_env, **budget),
+    )
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    assert "| trial | parameters | val acc (best) |" in done.stdout
+    assert "single-objective winner (val_acc): trial" in done.stdout
