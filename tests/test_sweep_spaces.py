@@ -119,6 +119,14 @@ def test_a_plain_value_fixes_a_swept_key_and_keeps_its_place() -> None:
     assert space.fixed == ["model/optimizer=sgd", "data.augment=true", "~callbacks.lr_monitor"]
 
 
+def test_a_command_line_sweep_replaces_the_configs_range() -> None:
+    # python train.py -m hparams_search=cnn_optuna 'model.net.units=range(50,200,step=50)'
+    space = SearchSpace.from_overrides(
+        ["model.net.units=range(25, 175, step=25)", "model.net.units=range(50,200,step=50)"]
+    )
+    assert space.params["model.net.units"] == IntDistribution(50, 150, step=50)
+
+
 def test_samples_reach_the_run_as_overrides() -> None:
     space = SearchSpace.from_overrides(["model.optimizer.lr=tag(log, interval(1e-4, 1e-1))"])
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))

@@ -92,7 +92,6 @@ class SweeplabOptunaSweeper(Sweeper):
         try:
             self._sweep(arguments)
         except SweeplabError as e:  # one paragraph for the user, not Hydra's traceback
-            log.error("%s", e)
             exit_with(e)
 
     def _sweep(self, arguments: list[str]) -> None:
