@@ -115,8 +115,9 @@ def check_optimizer(cfg: DictConfig) -> None:
     if cfg.model.get("scheduler") is not None:  # a schedule that fails at its first step
         scheduler = instantiate(cfg.model.scheduler, "model.scheduler")
         try:
-            optimizer.step()
-            scheduler(optimizer=optimizer).step()
+            schedule = scheduler(optimizer=optimizer)
+            optimizer.step()  # a no-op without gradients, in the order torch expects
+            schedule.step()
         except Exception as e:
             raise ConfigError(
                 f"Invalid config at `model.scheduler`: stepping it fails ({type(e).__name__}: "

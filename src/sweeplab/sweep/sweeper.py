@@ -28,6 +28,7 @@ from sweeplab.redaction import redact
 from sweeplab.sweep import report, workers
 from sweeplab.sweep import study as stored
 from sweeplab.sweep.progress import SweepProgress
+from sweeplab.sweep.space_check import check_space
 from sweeplab.sweep.spaces import LayerSpace, SearchSpace, base_overrides, format_override
 from sweeplab.sweep.storage import Heartbeat, open_storage
 from sweeplab.sweep.wandb_study import log_study, wandb_settings
@@ -106,6 +107,8 @@ class SweeplabOptunaSweeper(Sweeper):
             layers=LayerSpace.from_config(self.layers_config) if self.layers_config else None,
             extend=_extender(self.custom_search_space),
         )
+        if workers.worker_index() is None:  # once per sweep, by the command itself
+            check_space(space, self.config, self._trial_config(space))
         with warnings.catch_warnings():  # e.g. TPE's `group`: experimental, and what we want
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             sampler, n_trials = self._sampler(space, s["n_trials"])
@@ -162,6 +165,17 @@ class SweeplabOptunaSweeper(Sweeper):
                     log_study(study, sweep_dir, plots, settings, s["storage"])
         if index is None:
             log.info("Results in %s", sweep_dir)
+
+    def _trial_config(self, space: SearchSpace) -> Any:
+        """Composes a trial's config from the sweep's fixed overrides and ``extra`` ones, as
+        the launcher will (Hydra's public plugin API)."""
+
+        def compose(extra: list[str]) -> DictConfig:
+            return self.hydra_context.config_loader.load_sweep_config(
+                self.config, [*space.fixed, *extra]
+            )
+
+        return compose
 
     def _start_workers(
         self, study: optuna.Study, sweep_dir: Path, s: dict[str, Any], budget: Budget

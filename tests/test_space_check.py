@@ -1,0 +1,65 @@
+"""A search space's values are tried on the model before the first trial."""
+
+from __future__ import annotations
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import DictConfig
+
+from sweeplab.errors import ConfigError
+from sweeplab.sweep.space_check import check_space
+from sweeplab.sweep.spaces import LayerSpace, SearchSpace, format_override
+from tests.conftest import ROOT
+
+
+def space_and_config(search: str, *overrides: str, layers: dict | None = None):
+    """The search space and config of ``hparams_search=<search>``, as the sweeper gets them,
+    and a compose function for trial configs."""
+    GlobalHydra.instance().clear()
+    fixed = [f"hparams_search={search}", *overrides]
+
+    def trial_config(extra: list[str]) -> DictConfig:
+        return compose("train", overrides=[*fixed, *extra])
+
+    with initialize_config_dir(str(ROOT / "configs")):
+        cfg = compose("train", overrides=fixed, return_hydra_config=True)
+        sweeper = cfg.hydra.sweeper
+        space = SearchSpace.from_overrides(
+            [format_override(str(k), v) for k, v in sweeper.params.items()],
+            layers=LayerSpace.from_config({**sweeper.layers, **(layers or {})}),
+        )
+        yield space, cfg, trial_config
+
+
+@pytest.mark.parametrize("search", ["mlp_optuna", "cnn_optuna", "resnet_optuna"])
+def test_the_shipped_spaces_pass(search: str) -> None:
+    for space, cfg, trial_config in space_and_config(search):
+        check_space(space, cfg, trial_config)
+
+
+def test_a_per_layer_value_the_model_refuses_is_named() -> None:
+    layers = {
+        "params": {
+            "model.net.hidden_units": "range(50, 125, step=25)",
+            "model.net.hidden_dropout": "choice(0.0, 1.5)",
+        }
+    }
+    for space, cfg, trial_config in space_and_config("mlp_optuna", layers=layers):
+        with pytest.raises(ConfigError, match=r"model.net.hidden_dropout=\[1.5, ...\]"):
+            check_space(space, cfg, trial_config)
+
+
+def test_a_depth_that_shrinks_the_image_to_nothing_is_named() -> None:
+    for space, cfg, trial_config in space_and_config("cnn_optuna", layers={"count": "range(1, 6)"}):
+        with pytest.raises(ConfigError, match="num_blocks=5 .*shrinks"):
+            check_space(space, cfg, trial_config)
+
+
+def test_an_unknown_group_option_is_named() -> None:
+    for space, cfg, trial_config in space_and_config("mlp_optuna"):
+        bad = SearchSpace.from_overrides(
+            ["model/optimizer=choice(adam, lamb)"], layers=space.layers
+        )
+        with pytest.raises(ConfigError, match="model/optimizer=lamb.*cannot compose"):
+            check_space(bad, cfg, trial_config)
