@@ -57,6 +57,7 @@ def test_pareto_sweep_and_retraining_a_pareto_trial(
             record["metrics"]["model/params"],
         ]
     assert (sweep_dir / "pareto_front.png").is_file()
+    assert results.epochs_total == sum(1 for t in study.trials if stored.ran(t))
 
     listed = sweeplab_cli("best", str(sweep_dir), env=isolated_env)
     assert listed.returncode == 0 and f"Pareto set of {len(solutions)} trials" in listed.stdout

@@ -13,6 +13,7 @@ from typing import Any
 import optuna
 import pytorch_lightning as pl
 
+from sweeplab.sweep import study as stored
 from sweeplab.sweep.compat import trial_by_number
 from sweeplab.sweep.storage import open_storage
 
@@ -46,6 +47,7 @@ class OptunaPruning(pl.Callback):
         self.trial_number = trial_number
         self.pruner = pruner or optuna.pruners.NopPruner()
         self._trial: optuna.Trial | None = None
+        self._reports = True
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if self.trial_number is None or stage != "fit":
@@ -53,9 +55,9 @@ class OptunaPruning(pl.Callback):
         study = optuna.load_study(
             study_name=self.study_name, storage=open_storage(self.storage), pruner=self.pruner
         )
-        if len(study.directions) > 1:
-            return  # Optuna takes no per-epoch values from a multi-objective trial
         self._trial = trial_by_number(study, self.trial_number)
+        # Optuna takes no per-epoch values from a multi-objective trial: count epochs instead.
+        self._reports = len(study.directions) == 1
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._trial is None or trainer.sanity_checking:
@@ -64,6 +66,9 @@ class OptunaPruning(pl.Callback):
         if value is None or not math.isfinite(float(value)):
             return  # divergence is the training's own error, not a pruning decision
         epoch = trainer.current_epoch
+        if not self._reports:
+            self._trial.set_user_attr(stored.EPOCHS, epoch + 1)
+            return
         self._trial.report(float(value), step=epoch)
         last_epoch = trainer.max_epochs is not None and epoch + 1 >= trainer.max_epochs
         # A trial that has run all its epochs is complete: pruning it then saves nothing and

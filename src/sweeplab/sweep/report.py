@@ -106,7 +106,7 @@ def write_results(
         "objectives": objective_names(study),
         "trials": counts,
         # validation epochs run by all trials together: what pruning saves
-        "epochs_total": sum(len(t.intermediate_values) for t in trials),
+        "epochs_total": sum(stored.epochs_run(t) for t in trials),
     }
     if is_multi_objective(study):
         # The Pareto set, as the stock Optuna sweeper writes it (params, values), with each
@@ -154,7 +154,7 @@ def trial_rows(
     rows = []
     for t in trials:
         row = [t.number, t.state.name, *(t.values or [None] * len(objectives))]
-        row += [len(t.intermediate_values), _duration(t)]
+        row += [stored.epochs_run(t), _duration(t)]
         row += [t.params.get(name, "") for name in params]  # "" = inactive parameter
         row += [stored.error_of(t) or "", t.user_attrs.get(stored.DUPLICATE_OF, "")]
         retry = stored.retry_of(t)
@@ -274,7 +274,7 @@ def write_markdown(
         f"{len(trials)} trials: "
         + ", ".join(f"{states.count(s)} {s}" for s in sorted(set(states))),
         f"Objective: {goals}. Validation epochs run in all: "
-        f"{sum(len(t.intermediate_values) for t in trials)}.",
+        f"{sum(stored.epochs_run(t) for t in trials)}.",
         "",
     ]
     if is_multi_objective(study):
@@ -326,7 +326,7 @@ def write_markdown(
     ]
     for t in trials:
         row = [t.number, t.state.name.lower(), *(t.values or [None] * len(columns))]
-        row += [len(t.intermediate_values), _duration(t)]
+        row += [stored.epochs_run(t), _duration(t)]
         row += [t.params.get(p) for p in params]
         lines.append("| " + " | ".join(_cell(v) for v in row) + " |")
     failed = [t for t in trials if stored.error_of(t)]

@@ -25,6 +25,7 @@ ERROR = "error"  # why the trial failed
 DUPLICATE_OF = "duplicate_of"  # an earlier complete trial with the same parameters
 WORKER = "worker"  # host:pid (and SLURM job) of the worker that ran the trial
 SURPLUS = "surplus"  # asked by a worker after the study had its n_trials: never run
+EPOCHS = "epochs"  # validation epochs run, where Optuna keeps no per-epoch values
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)  # what counts towards n_trials
 LOST_WORKER = "its worker stopped sending heartbeats (killed, out of memory or node lost)"
@@ -36,6 +37,12 @@ def count(study: optuna.Study, *states: TrialState) -> int:
 
 def count_finished(study: optuna.Study) -> int:
     return count(study, *FINISHED)
+
+
+def epochs_run(trial: FrozenTrial) -> int:
+    """Validation epochs the trial ran (its reported values, or the count kept for a
+    multi-objective trial, which Optuna takes no per-epoch values from)."""
+    return len(trial.intermediate_values) or int(trial.user_attrs.get(EPOCHS, 0))
 
 
 def retry_of(trial: FrozenTrial) -> int | None:
