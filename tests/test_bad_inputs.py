@@ -37,6 +37,11 @@ RUN = ("model=mlp", "trainer.max_epochs=1", "data.val_size=100", "logger=none")
         ("monitor_mode=up", "`monitor_mode`='up' is invalid: use min or max"),
         ("trainer.check_val_every_n_epoch=0", "`trainer.check_val_every_n_epoch`=0 is invalid"),
         ("trainer.devices=0", "Invalid config at `trainer`"),
+        ("trainer.min_epochs=5", "`trainer.min_epochs`=5 is invalid with trainer.max_epochs=1"),
+        (
+            "callbacks=early_stopping callbacks.early_stopping.patience=-1",
+            "`callbacks.early_stopping.patience`=-1 is invalid",
+        ),
         ("model/scheduler=cosine model.scheduler.T_max=0", "Invalid config at `model.scheduler`"),
         ("model=classifier", "`model=classifier` is the base that every architecture builds on"),
         ("model.optimizer.lr=${nope}", "The config value at `model.optimizer.lr` cannot be read"),

@@ -146,6 +146,19 @@ def check_run(cfg: DictConfig) -> None:
             f"{cfg.trainer.max_epochs}: validation must run at least once (it picks the best "
             "epoch and gives the objective), so use an integer from 1 to max_epochs."
         )
+    least = cfg.trainer.get("min_epochs")
+    if least is not None and (not _is_int(least) or not 0 <= least <= cfg.trainer.max_epochs):
+        raise ConfigError(
+            f"`trainer.min_epochs`={least!r} is invalid with trainer.max_epochs="
+            f"{cfg.trainer.max_epochs}: max_epochs wins, so use an integer from 0 to max_epochs "
+            "(or raise max_epochs)."
+        )
+    patience = OmegaConf.select(cfg, "callbacks.early_stopping.patience", default=None)
+    if patience is not None and (not _is_int(patience) or patience < 0):
+        raise ConfigError(
+            f"`callbacks.early_stopping.patience`={patience!r} is invalid: use the number of "
+            "validation epochs without improvement to wait before stopping (0 or more)."
+        )
     for key in BOOLEAN_KEYS:
         value = OmegaConf.select(cfg, key, default=None)
         if value is not None and not isinstance(value, bool):
