@@ -136,25 +136,25 @@ def check_run(cfg: DictConfig) -> None:
         ("trainer.max_epochs", cfg.trainer.get("max_epochs"), 1),
         ("seeds", cfg.get("seeds", 1), 1),
     ):
-        if not _is_int(value) or value < minimum:
+        if not is_int(value) or value < minimum:
             raise ConfigError(f"`{key}`={value!r} is invalid: use a positive integer.")
     check_seed(cfg.get("seed"), cfg.get("seeds", 1))
     every = cfg.trainer.get("check_val_every_n_epoch", 1)
-    if every is not None and (not _is_int(every) or not 1 <= every <= cfg.trainer.max_epochs):
+    if every is not None and (not is_int(every) or not 1 <= every <= cfg.trainer.max_epochs):
         raise ConfigError(
             f"`trainer.check_val_every_n_epoch`={every!r} is invalid with trainer.max_epochs="
             f"{cfg.trainer.max_epochs}: validation must run at least once (it picks the best "
             "epoch and gives the objective), so use an integer from 1 to max_epochs."
         )
     least = cfg.trainer.get("min_epochs")
-    if least is not None and (not _is_int(least) or not 0 <= least <= cfg.trainer.max_epochs):
+    if least is not None and (not is_int(least) or not 0 <= least <= cfg.trainer.max_epochs):
         raise ConfigError(
             f"`trainer.min_epochs`={least!r} is invalid with trainer.max_epochs="
             f"{cfg.trainer.max_epochs}: max_epochs wins, so use an integer from 0 to max_epochs "
             "(or raise max_epochs)."
         )
     patience = OmegaConf.select(cfg, "callbacks.early_stopping.patience", default=None)
-    if patience is not None and (not _is_int(patience) or patience < 0):
+    if patience is not None and (not is_int(patience) or patience < 0):
         raise ConfigError(
             f"`callbacks.early_stopping.patience`={patience!r} is invalid: use the number of "
             "validation epochs without improvement to wait before stopping (0 or more)."
@@ -200,7 +200,7 @@ def objectives(cfg: DictConfig) -> tuple[list[str], list[str]]:
 
 def check_seed(seed: Any, count: Any = 1) -> None:
     """``seed`` (null: draw one) and the ``count`` seeds from it must fit torch's range."""
-    if seed is not None and (not _is_int(seed) or not 0 <= seed <= 2**32 - count):
+    if seed is not None and (not is_int(seed) or not 0 <= seed <= 2**32 - count):
         raise ConfigError(
             f"`seed`={seed!r} is invalid: use an integer from 0 to 2**32-{count}"
             + (f" (seeds={count} runs seed..seed+{count - 1})" if count > 1 else "")
@@ -252,7 +252,8 @@ def from_omegaconf(error: OmegaConfBaseException) -> ConfigError:
     )
 
 
-def _is_int(value: Any) -> bool:
+def is_int(value: Any) -> bool:
+    """An int that is not a bool (YAML's true is an int to Python)."""
     return isinstance(value, int) and not isinstance(value, bool)
 
 

@@ -111,9 +111,6 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 def main(cfg: DictConfig) -> None:
     """The ``eval.py`` task; a user error becomes one paragraph and exit status 1."""
     try:
-        try:
-            run(cfg)
-        except OmegaConfBaseException as e:
-            raise config.from_omegaconf(e) from None
-    except SweeplabError as e:
-        exit_with(e)
+        run(cfg)
+    except (SweeplabError, OmegaConfBaseException) as e:
+        exit_with(e if isinstance(e, SweeplabError) else config.from_omegaconf(e))

@@ -113,22 +113,20 @@ def main(cfg: DictConfig) -> float | tuple[float, ...]:
     A user error in a single run becomes one paragraph on stderr and exit status 1.
     """
     try:
-        try:
-            _check_mode()
-            config.check_run(cfg)
-            if cfg.get("seeds", 1) > 1:
-                first_seed = cfg.seed if cfg.get("seed") is not None else secrets.randbelow(2**31)
-                summary = seeds.run_seeds(cfg, run, first_seed)
-                Console().print(seeds.comparison_table([Path(cfg.paths.output_dir)]))
-                means = {name: m["mean"] for name, m in summary["metrics"].items()}
-                return objective({"metrics": means, "optimized_metric": _optimized(cfg)})
-            return objective(run(cfg))
-        except OmegaConfBaseException as e:
-            raise config.from_omegaconf(e) from None
-    except SweeplabError as e:
+        _check_mode()
+        config.check_run(cfg)
+        if cfg.get("seeds", 1) > 1:
+            first_seed = cfg.seed if cfg.get("seed") is not None else secrets.randbelow(2**31)
+            summary = seeds.run_seeds(cfg, run, first_seed)
+            Console().print(seeds.comparison_table([Path(cfg.paths.output_dir)]))
+            means = {name: m["mean"] for name, m in summary["metrics"].items()}
+            return objective({"metrics": means, "optimized_metric": _optimized(cfg)})
+        return objective(run(cfg))
+    except (SweeplabError, OmegaConfBaseException) as e:
+        error = e if isinstance(e, SweeplabError) else config.from_omegaconf(e)
         if _in_sweeplab_sweep():
-            raise  # the sweeper records the failed trial and goes on
-        exit_with(e)
+            raise error from None  # the sweeper records the failed trial and goes on
+        exit_with(error)
 
 
 def _check_mode() -> None:

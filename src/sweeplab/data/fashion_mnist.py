@@ -11,6 +11,7 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 
+from sweeplab.config import is_int
 from sweeplab.data.batches import TensorBatches, random_crop_and_flip
 from sweeplab.data.idx import download, file_digest, find_idx_file, read_images_and_labels
 from sweeplab.data.split import stratified_split
@@ -83,7 +84,7 @@ class FashionMNISTDataModule(pl.LightningDataModule):
     ) -> None:
         super().__init__()
         _check_sizes(batch_size, eval_batch_size, val_size, train_subset, augment, augment_padding)
-        if not _is_int(split_seed) or split_seed < 0:
+        if not is_int(split_seed) or split_seed < 0:
             raise ConfigError(f"data.split_seed={split_seed!r} is invalid: use an integer >= 0.")
         self.data_dir = Path(data_dir).expanduser()
         if self.data_dir.exists() and not self.data_dir.is_dir():
@@ -247,10 +248,10 @@ def _check_sizes(
     augment_padding: int,
 ) -> None:
     for key, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
-        if not _is_int(value) or value < 1:
+        if not is_int(value) or value < 1:
             raise ConfigError(f"data.{key}={value!r} is invalid: use a positive integer.")
     num_classes = FashionMNISTDataModule.num_classes
-    if not _is_int(val_size) or not num_classes <= val_size <= TRAIN_SIZE - num_classes:
+    if not is_int(val_size) or not num_classes <= val_size <= TRAIN_SIZE - num_classes:
         raise ConfigError(
             f"data.val_size={val_size!r} is invalid: the validation set is drawn from the "
             f"{TRAIN_SIZE} training images and needs at least one image per class, so use an "
@@ -258,7 +259,7 @@ def _check_sizes(
         )
     remaining = TRAIN_SIZE - val_size
     if train_subset is not None and (
-        not _is_int(train_subset) or not num_classes <= train_subset <= remaining
+        not is_int(train_subset) or not num_classes <= train_subset <= remaining
     ):
         raise ConfigError(
             f"data.train_subset={train_subset!r} is impossible: with data.val_size={val_size} "
@@ -267,14 +268,10 @@ def _check_sizes(
         )
     if not isinstance(augment, bool):
         raise ConfigError(f"data.augment={augment!r} is invalid: use true or false.")
-    if not _is_int(augment_padding) or augment_padding < 0:
+    if not is_int(augment_padding) or augment_padding < 0:
         raise ConfigError(
             f"data.augment_padding={augment_padding!r} is invalid: use an integer >= 0."
         )
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _read_cache(cache: Path, digests: dict[str, str]) -> LabelledImages | None:

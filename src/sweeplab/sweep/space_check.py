@@ -29,7 +29,7 @@ def check_space(
         return  # not a sweeplab training config: nothing known to build
     base = {k: _values(d)[0] for k, d in space.params.items() if "/" not in k}
     base.update(_layer_lists(space, depth=_depths(space)[0]) if space.layers else {})
-    for what, overrides in _probes(space, base):
+    for what, overrides in _probes(space):
         try:
             trial_config = _apply(config, {**base, **overrides}, compose)
         except HydraException as e:  # say an option of a config group that does not exist
@@ -47,7 +47,7 @@ def check_space(
             ) from None
 
 
-def _probes(space: SearchSpace, base: dict[str, Any]) -> Iterator[Probe]:
+def _probes(space: SearchSpace) -> Iterator[Probe]:
     for key, distribution in space.params.items():
         for value in _values(distribution):
             yield f"{key}={value}", {key: value}
