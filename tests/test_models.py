@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -80,6 +81,31 @@ def test_baselines_match_the_reference_architectures() -> None:
     linears = [m for m in cnn.modules() if isinstance(m, torch.nn.Linear)]
     assert [(m.in_features, m.out_features) for m in linears] == [(32 * 13 * 13, 100), (100, 10)]
     assert sum(p.numel() for p in cnn.parameters()) == 542_230  # Keras summary of the baseline
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_cnn_pooling_before_relu_matches_the_reference_order(dtype: torch.dtype) -> None:
+    """The CNN pools before its ReLU for speed; the reference's conv-ReLU-pool order must give
+    the same outputs and gradients, in float32 and under bf16 autocast."""
+    torch.manual_seed(0)
+    net = CNN(filters=[8, 16], padding=["same", "valid"], dropout=[0.0, 0.0])
+    reference = copy.deepcopy(net)
+    layers = list(reference.features)
+    for i in range(0, len(layers), 3):  # conv, pool, relu -> conv, relu, pool
+        layers[i + 1], layers[i + 2] = layers[i + 2], layers[i + 1]
+    reference.features = torch.nn.Sequential(*layers)
+    assert [type(m).__name__ for m in reference.features[:3]] == ["Conv2d", "ReLU", "MaxPool2d"]
+    images = torch.randn(16, 1, 28, 28)
+    grads = []
+    for model in (net, reference):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
+            logits = model(images)
+        logits.float().square().sum().backward()
+        grads.append([p.grad for p in model.parameters()])
+        assert logits.dtype == dtype
+    torch.testing.assert_close(net(images), reference(images), rtol=0, atol=0)
+    for ours, theirs in zip(*grads, strict=True):
+        torch.testing.assert_close(ours, theirs, rtol=0, atol=0)
 
 
 def test_he_uniform_bounds() -> None:
