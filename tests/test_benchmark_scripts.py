@@ -63,3 +63,31 @@ def test_pareto_benchmark_runs_with_a_tiny_budget(
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
     assert "| trial | parameters | val acc (best) |" in done.stdout
     assert "single-objective winner (val_acc): trial" in done.stdout
+
+
+def test_pool_order_benchmark_runs(isolated_env: dict[str, str]) -> None:
+    done = subprocess.run(
+        ["python", "benchmarks/pool_order.py", "--batch-sizes", "8", "--repeats", "2"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+        env=isolated_env,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("batch 8, ") == 2 and "ratio" in done.stdout
+
+
+def test_epoch_time_benchmark_runs(fashion_dir: Path, isolated_env: dict[str, str]) -> None:
+    arguments = ["--experiments", "mlp_baseline", "--batch-sizes", "64", "--epochs", "2"]
+    arguments += ["--overrides", "data.val_size=100"]
+    done = subprocess.run(
+        ["python", "benchmarks/epoch_time.py", "--data-dir", str(fashion_dir), *arguments],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+        env=isolated_env,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "mlp_baseline, batch 64: sweeplab" in done.stdout and "ratio" in done.stdout

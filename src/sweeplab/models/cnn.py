@@ -25,8 +25,8 @@ class CNN(nn.Module):
 
     Each block pools before its ReLU: max and ReLU commute, so outputs and gradients are the
     reference's, and the ReLU runs on a quarter of the values. With bf16 and channels-last
-    on CPU that made the baseline's training step 0.83x (batch 32) and 0.62x (batch 256) of
-    the conv-ReLU-pool order's time (BENCHMARKS.md).
+    on CPU the baseline's training step takes 0.86x (batch 32) and 0.61x (batch 256) of the
+    conv-ReLU-pool order's time (benchmarks/pool_order.py).
 
     Block ``i`` has ``filters[i]`` channels, ``padding[i]`` in {valid, same} and
     ``dropout[i]``; convolutions and the hidden dense layer use He-uniform initialisation, as
