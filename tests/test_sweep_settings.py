@@ -134,3 +134,24 @@ def test_workers_starting_together_on_a_new_database_all_connect(postgres: Postg
         for _ in range(6)
     ]
     assert [(p.wait(timeout=120), p.stderr.read()[-500:]) for p in starts] == [(0, "")] * 6
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ({"reduction_factor": 1}, "`reduction_factor` is 1, but must be `reduction_factor >= 2`"),
+        ({"min_resource": 0}, "`min_resource` is 0"),
+    ],
+)
+def test_a_hyperband_setting_its_brackets_refuse_is_caught_before_the_first_trial(
+    setting: dict, message: str
+) -> None:
+    """Optuna's HyperbandPruner accepts these and fails at the first report of a trial."""
+    from omegaconf import OmegaConf
+
+    from sweeplab.sweep.sweeper import build_pruner
+
+    node = OmegaConf.create({"_target_": "optuna.pruners.HyperbandPruner", "max_resource": 4})
+    assert isinstance(build_pruner(node), optuna.pruners.HyperbandPruner)
+    with pytest.raises(ConfigError, match=f"hydra.sweeper.pruner`: .*{message}"):
+        build_pruner(OmegaConf.merge(node, setting))

@@ -112,13 +112,14 @@ class SweeplabOptunaSweeper(Sweeper):
         with warnings.catch_warnings():  # e.g. TPE's `group`: experimental, and what we want
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             sampler, n_trials = self._sampler(space, s["n_trials"])
+        pruner = build_pruner(self.pruner_config)
         sweep_dir = writable_dir(Path(self.config.hydra.sweep.dir))
         storage = open_storage(s["storage"], heartbeat)
         study = optuna.create_study(
             study_name=s["study_name"],
             storage=storage,
             sampler=sampler,
-            pruner=self._pruner(),
+            pruner=pruner,
             directions=s["directions"],
             load_if_exists=True,
         )
@@ -226,10 +227,25 @@ class SweeplabOptunaSweeper(Sweeper):
             return sampler(grid), min(n_trials, size)
         return sampler, n_trials
 
-    def _pruner(self) -> optuna.pruners.BasePruner | None:
-        if not self.pruner_config:
-            return None
-        return _instantiate(self.pruner_config, "hydra.sweeper.pruner", "optuna.pruners.*")
+
+def build_pruner(node: DictConfig | None) -> optuna.pruners.BasePruner | None:
+    if not node:
+        return None
+    pruner = _instantiate(node, "hydra.sweeper.pruner", "optuna.pruners.*")
+    if isinstance(pruner, optuna.pruners.HyperbandPruner):
+        # Hyperband builds its successive-halving brackets at the first report, so a setting
+        # they refuse (reduction_factor=1) would fail trials mid-sweep: build one now, for
+        # Optuna's own check.
+        bracket = {k: node[k] for k in ("min_resource", "reduction_factor") if k in node}
+        try:
+            optuna.pruners.SuccessiveHalvingPruner(**bracket)
+        except ValueError as e:
+            raise ConfigError(
+                f"Invalid config at `hydra.sweeper.pruner`: {str(e).rstrip('.')}. Hyperband "
+                "runs brackets of successive halving with these settings; its defaults are "
+                "min_resource: 1, reduction_factor: 3."
+            ) from None
+    return pruner
 
 
 def check_settings(settings: dict[str, Any]) -> dict[str, Any]:
