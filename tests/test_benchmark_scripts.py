@@ -65,29 +65,22 @@ def test_pareto_benchmark_runs_with_a_tiny_budget(
     assert "single-objective winner (val_acc): trial" in done.stdout
 
 
-def test_pool_order_benchmark_runs(isolated_env: dict[str, str]) -> None:
+def run_python(arguments: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
     done = subprocess.run(
-        ["python", "benchmarks/pool_order.py", "--batch-sizes", "8", "--repeats", "2"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=ROOT,
-        env=isolated_env,
+        ["python", *arguments], capture_output=True, text=True, timeout=300, cwd=ROOT, env=env
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.count("batch 8, ") == 2 and "ratio" in done.stdout
+    return done
+
+
+def test_pool_order_benchmark_runs(isolated_env: dict[str, str]) -> None:
+    arguments = ["benchmarks/pool_order.py", "--batch-sizes", "8", "--repeats", "2"]
+    out = run_python(arguments, isolated_env).stdout
+    assert out.count("batch 8, ") == 2 and "ratio" in out
 
 
 def test_epoch_time_benchmark_runs(fashion_dir: Path, isolated_env: dict[str, str]) -> None:
-    arguments = ["--experiments", "mlp_baseline", "--batch-sizes", "64", "--epochs", "2"]
-    arguments += ["--overrides", "data.val_size=100"]
-    done = subprocess.run(
-        ["python", "benchmarks/epoch_time.py", "--data-dir", str(fashion_dir), *arguments],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=ROOT,
-        env=isolated_env,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "mlp_baseline, batch 64: sweeplab" in done.stdout and "ratio" in done.stdout
+    arguments = ["benchmarks/epoch_time.py", "--data-dir", str(fashion_dir)]
+    arguments += ["--experiments", "mlp_baseline", "--batch-sizes", "64", "--epochs", "2"]
+    out = run_python([*arguments, "--overrides", "data.val_size=100"], isolated_env).stdout
+    assert "mlp_baseline, batch 64: sweeplab" in out and "ratio" in out
