@@ -4,8 +4,8 @@
 #   2. retrain its best configuration on all 57,000 training images over 3 seeds and test;
 #   3. retrain the reference CNN space's best configuration (a finished cnn_optuna sweep,
 #      e.g. from benchmarks/reference_study.sh) with a cosine schedule and augmentation.
-# Budgets come from the environment (defaults fit one GPU in about 40 minutes; a 2-core CPU
-# needs about 2 minutes per ResNet epoch on all the images):
+# Budgets come from the environment (defaults fit one GPU in about 40 minutes; on a 2-core CPU
+# a width-32 ResNet epoch of all the images takes about 35 s, see BENCHMARKS.md):
 #   TRIALS=20 SWEEP_EPOCHS=8 SUBSET=20000 EPOCHS=30 SEEDS=3 TRAINER=default LOGS=logs
 # and OVERRIDES="key=value ..." for every run (say data.batch_size=256).
 # bash benchmarks/resnet.sh ../shared/fashion-mnist [cnn sweep dir]
