@@ -84,3 +84,11 @@ def test_epoch_time_benchmark_runs(fashion_dir: Path, isolated_env: dict[str, st
     arguments += ["--experiments", "mlp_baseline", "--batch-sizes", "64", "--epochs", "2"]
     out = run_python([*arguments, "--overrides", "data.val_size=100"], isolated_env).stdout
     assert "mlp_baseline, batch 64: sweeplab" in out and "ratio" in out
+
+
+def test_lightning_floor_benchmark_runs(fashion_dir: Path, isolated_env: dict[str, str]) -> None:
+    arguments = ["benchmarks/lightning_floor.py", "--data-dir", str(fashion_dir), "--epochs", "2"]
+    arguments += ["--batch-size", "64", "--overrides", "data.val_size=100"]
+    out = run_python(arguments, isolated_env).stdout
+    for side in ("sweeplab", "Lightning barebones", "plain PyTorch"):
+        assert f"mlp_baseline, batch 64, {side}: " in out
