@@ -234,6 +234,15 @@ def check_logged(cfg: DictConfig, model: Any) -> None:
             )
 
 
+# What a run reports to its user as one paragraph instead of a traceback.
+USER_ERRORS = (SweeplabError, OmegaConfBaseException)
+
+
+def user_error(error: SweeplabError | OmegaConfBaseException) -> SweeplabError:
+    """One of ``USER_ERRORS`` as sweeplab's own error, ready for ``exit_with``."""
+    return error if isinstance(error, SweeplabError) else from_omegaconf(error)
+
+
 def from_omegaconf(error: OmegaConfBaseException) -> ConfigError:
     """An OmegaConf error met while reading the config (a ``???`` value, a broken
     ``${...}`` interpolation, a missing key), as one paragraph that names the key."""

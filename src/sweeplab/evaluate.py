@@ -10,10 +10,9 @@ import pytorch_lightning as pl
 import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
 from sweeplab import config, record
-from sweeplab.errors import ConfigError, SweeplabError, exit_with
+from sweeplab.errors import ConfigError, exit_with
 
 log = logging.getLogger(__name__)
 
@@ -112,5 +111,5 @@ def main(cfg: DictConfig) -> None:
     """The ``eval.py`` task; a user error becomes one paragraph and exit status 1."""
     try:
         run(cfg)
-    except (SweeplabError, OmegaConfBaseException) as e:
-        exit_with(e if isinstance(e, SweeplabError) else config.from_omegaconf(e))
+    except config.USER_ERRORS as e:
+        exit_with(config.user_error(e))

@@ -15,13 +15,12 @@ import pytorch_lightning as pl
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
-from omegaconf.errors import OmegaConfBaseException
 from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 from rich.console import Console
 from rich.table import Table
 
 from sweeplab import config, costs, record, seeds, tracking
-from sweeplab.errors import ConfigError, SweeplabError, exit_with
+from sweeplab.errors import ConfigError, exit_with
 from sweeplab.timing import EpochClock
 
 log = logging.getLogger(__name__)
@@ -122,8 +121,8 @@ def main(cfg: DictConfig) -> float | tuple[float, ...]:
             means = {name: m["mean"] for name, m in summary["metrics"].items()}
             return objective({"metrics": means, "optimized_metric": _optimized(cfg)})
         return objective(run(cfg))
-    except (SweeplabError, OmegaConfBaseException) as e:
-        error = e if isinstance(e, SweeplabError) else config.from_omegaconf(e)
+    except config.USER_ERRORS as e:
+        error = config.user_error(e)
         if _in_sweeplab_sweep():
             raise error from None  # the sweeper records the failed trial and goes on
         exit_with(error)

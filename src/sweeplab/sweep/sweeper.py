@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -108,7 +109,7 @@ class SweeplabOptunaSweeper(Sweeper):
             extend=_extender(self.custom_search_space),
         )
         if workers.worker_index() is None:  # once per sweep, by the command itself
-            check_space(space, self.config, self._trial_config(space))
+            check_space(space, self.config, self._trial_composer(space))
         with warnings.catch_warnings():  # e.g. TPE's `group`: experimental, and what we want
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             sampler, n_trials = self._sampler(space, s["n_trials"])
@@ -167,9 +168,9 @@ class SweeplabOptunaSweeper(Sweeper):
         if index is None:
             log.info("Results in %s", sweep_dir)
 
-    def _trial_config(self, space: SearchSpace) -> Any:
-        """Composes a trial's config from the sweep's fixed overrides and ``extra`` ones, as
-        the launcher will (Hydra's public plugin API)."""
+    def _trial_composer(self, space: SearchSpace) -> Callable[[list[str]], DictConfig]:
+        """A function that composes a trial's config from the sweep's fixed overrides and
+        ``extra`` ones, as the launcher will (Hydra's public plugin API)."""
 
         def compose(extra: list[str]) -> DictConfig:
             return self.hydra_context.config_loader.load_sweep_config(
