@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from pytorch_lightning.profilers import SimpleProfiler
 
 from sweeplab import speed
 from sweeplab.models.classifier import Classifier
@@ -71,3 +72,12 @@ def test_the_fast_path_predicts_as_fp32_does() -> None:
     torch.testing.assert_close(mixed, reference, rtol=0.05, atol=0.05)
     agree = (mixed.argmax(1) == reference.argmax(1)).float().mean()
     assert agree >= 0.9
+
+
+def test_trainers_get_the_free_profiler_unless_one_is_asked_for() -> None:
+    default = speed.trainer(accelerator="cpu", logger=False)
+    assert isinstance(default.profiler, speed.NoProfiler)
+    with default.profiler.profile("[Callback]ModelCheckpoint.on_train_batch_end"):
+        pass
+    asked = speed.trainer(accelerator="cpu", logger=False, profiler="simple")
+    assert isinstance(asked.profiler, SimpleProfiler)
