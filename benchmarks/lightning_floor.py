@@ -1,6 +1,7 @@
 """Seconds per training epoch: sweeplab, Lightning's own floor, and a plain PyTorch loop.
 
-The floor is ``pl.Trainer(barebones=True)`` (no callbacks, logging or progress bar) on a
+"sweeplab, stock hooks" is sweeplab's run with Lightning's own ``RichProgressBar`` and
+``PassThroughProfiler`` in place of sweeplab's (which skip their per-batch work). The floor is ``pl.Trainer(barebones=True)`` (no callbacks, logging or progress bar) on a
 LightningModule whose training step is the loss alone, in the precision and memory layout of
 sweeplab's run: what any Lightning training loop costs (timed around ``fit``, so it includes
 the Trainer's start: an upper bound). The three alternate epoch by epoch; medians of the
@@ -24,6 +25,11 @@ from torch import Tensor, nn
 
 from sweeplab import config
 from sweeplab.speed import AUTO, auto_precision, to_channels_last
+
+STOCK_HOOKS = [
+    "callbacks.rich_progress_bar._target_=pytorch_lightning.callbacks.RichProgressBar",
+    "+trainer.profiler._target_=pytorch_lightning.profilers.PassThroughProfiler",
+]
 
 
 class LossOnly(pl.LightningModule):
@@ -66,11 +72,13 @@ def main() -> None:
     parser.add_argument("--overrides", nargs="*", default=[])
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as out:
-        cfg = compose_experiment(
-            args.experiment, args.data_dir, out, args.batch_size, args.overrides
+        cfg, stock_cfg = (
+            compose_experiment(args.experiment, args.data_dir, out, args.batch_size, overrides)
+            for overrides in (args.overrides, [*args.overrides, *STOCK_HOOKS])
         )
         sides = {
             "sweeplab": lambda: lightning_epochs(cfg, 1)[0],
+            "sweeplab, stock hooks": lambda: lightning_epochs(stock_cfg, 1)[0],
             "Lightning barebones": lambda: barebones_epoch(cfg),
             "plain PyTorch": lambda: plain_epochs(cfg, 1, "cpu")[0],
         }

@@ -90,5 +90,5 @@ def test_lightning_floor_benchmark_runs(fashion_dir: Path, isolated_env: dict[st
     arguments = ["benchmarks/lightning_floor.py", "--data-dir", str(fashion_dir), "--epochs", "2"]
     arguments += ["--batch-size", "64", "--overrides", "data.val_size=100"]
     out = run_python(arguments, isolated_env).stdout
-    for side in ("sweeplab", "Lightning barebones", "plain PyTorch"):
+    for side in ("sweeplab", "sweeplab, stock hooks", "Lightning barebones", "plain PyTorch"):
         assert f"mlp_baseline, batch 64, {side}: " in out
