@@ -1,11 +1,12 @@
 """Seconds per training epoch: sweeplab, Lightning's own floor, and a plain PyTorch loop.
 
 "sweeplab, stock hooks" is sweeplab's run with Lightning's own ``RichProgressBar`` and
-``PassThroughProfiler`` in place of sweeplab's (which skip their per-batch work). The floor is ``pl.Trainer(barebones=True)`` (no callbacks, logging or progress bar) on a
-LightningModule whose training step is the loss alone, in the precision and memory layout of
-sweeplab's run: what any Lightning training loop costs (timed around ``fit``, so it includes
-the Trainer's start: an upper bound). The three alternate epoch by epoch; medians of the
-epochs after the first (a warm-up).
+``PassThroughProfiler`` in place of sweeplab's (which skip their per-batch work). The floor is
+``pl.Trainer(barebones=True)`` (no callbacks, logging or progress bar) on a LightningModule
+whose training step is the loss alone, in the precision and memory layout of sweeplab's run:
+what any Lightning training loop costs (timed around ``fit``, so it includes the Trainer's
+start: an upper bound). The sides alternate epoch by epoch; medians of the epochs after the
+first (a warm-up).
 
     python benchmarks/lightning_floor.py --data-dir ../shared/fashion-mnist
 """
