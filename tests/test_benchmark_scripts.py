@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -92,3 +95,35 @@ def test_lightning_floor_benchmark_runs(fashion_dir: Path, isolated_env: dict[st
     out = run_python(arguments, isolated_env).stdout
     for side in ("sweeplab", "sweeplab, stock hooks", "Lightning barebones", "plain PyTorch"):
         assert f"mlp_baseline, batch 64, {side}: " in out
+
+
+TENSORFLOW = "tensorflow-cpu==2.21.0"  # the reference study's stack, as the issue measured it
+
+
+@pytest.fixture(scope="module")
+def keras_python() -> str:
+    """A Python with TensorFlow in its own virtual environment (TensorFlow needs NumPy 2,
+    sweeplab's dev tools NumPy 1): $KERAS_PYTHON, else one made once in the temp directory."""
+    if os.environ.get("KERAS_PYTHON"):
+        return os.environ["KERAS_PYTHON"]
+    venv = Path(tempfile.gettempdir()) / "sweeplab-keras-venv"
+    python, made = venv / "bin" / "python", venv / "made"
+    if not made.exists():
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+        install = [str(python), "-m", "pip", "install", "--quiet", TENSORFLOW]
+        done = subprocess.run(install, capture_output=True, text=True, timeout=900)
+        if done.returncode:
+            pytest.skip(f"{TENSORFLOW} could not be installed:\n{done.stderr[-2000:]}")
+        made.touch()
+    return str(python)
+
+
+def test_keras_epoch_benchmark_runs(
+    fashion_dir: Path, isolated_env: dict[str, str], keras_python: str
+) -> None:
+    arguments = ["benchmarks/keras_epoch.py", "--data-dir", str(fashion_dir), "--epochs", "2"]
+    arguments += ["--keras-python", keras_python, "--experiments", "mlp_baseline", "cnn_baseline"]
+    out = run_python([*arguments, "--overrides", "data.val_size=100"], isolated_env).stdout
+    assert "ready: TensorFlow 2.21.0" in out
+    for experiment in ("mlp_baseline", "cnn_baseline"):
+        assert f"{experiment}, batch 32: sweeplab " in out and "Keras/TensorFlow" in out
