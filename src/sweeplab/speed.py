@@ -11,8 +11,11 @@ autocast with channels-last convolutions ran the reference CNN's training step i
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import functools
 import logging
+import platform
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +29,10 @@ from sweeplab.errors import ConfigError
 log = logging.getLogger(__name__)
 
 AUTO = "auto"
+# mallopt(3) parameters, from <malloc.h>; 32 MiB is glibc's ceiling for the mmap threshold.
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+MMAP_THRESHOLD = 32 * 2**20
+TRIM_THRESHOLD = 256 * 2**20
 CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo flags of native bf16 arithmetic
 
 
@@ -46,6 +53,23 @@ def auto_precision(accelerator: str) -> str:
     if on_gpu:
         return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
     return "bf16-mixed" if cpu_has_native_bf16() else "32-true"
+
+
+@functools.cache
+def keep_freed_memory() -> bool:
+    """Make glibc's malloc keep freed memory for the next step instead of handing it back.
+
+    A training step frees and re-allocates the same large activation buffers every step. By
+    default glibc serves blocks over 128 KiB with fresh ``mmap`` pages and trims the top of the
+    heap on free, so each step page-faults and zeroes its buffers anew: the reference CNN at
+    batch 256 took 4.4 s per epoch here, 2.3 s with freed memory kept. Process-wide, once;
+    returns whether it took (False off glibc).
+    """
+    if platform.libc_ver()[0] != "glibc":
+        return False
+    libc = ctypes.CDLL(ctypes.util.find_library("c"))
+    trim = libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)
+    return bool(trim and libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD))
 
 
 class NoProfiler(Profiler):
@@ -81,6 +105,7 @@ def trainer(
             "trainer=default, which takes a GPU when there is one), or run on a GPU machine "
             "with a CUDA build of torch."
         )
+    keep_freed_memory()
     if precision == AUTO:
         precision = auto_precision(str(accelerator))
         log.info("precision=auto: %s on accelerator=%s", precision, accelerator)
