@@ -26,6 +26,10 @@ RUN = ("model=mlp", "trainer.max_epochs=1", "data.val_size=100", "logger=none")
         ("seeds=0", "`seeds`=0 is invalid: use a positive integer"),
         ("data.augment=maybe", "`data.augment`='maybe' is invalid: use true or false"),
         ("test=maybe", "`test`='maybe' is invalid: use true or false"),
+        (
+            "trainer.keep_freed_memory=maybe",
+            "`trainer.keep_freed_memory`='maybe' is invalid: use true or false",
+        ),
         ("data.batch_size=true", "data.batch_size=True is invalid: use a positive integer"),
         ("data.split_seed=abc", "data.split_seed='abc' is invalid: use an integer >= 0"),
         ("optimized_metric=val/nope", "`optimized_metric`='val/nope' is not a metric this run"),

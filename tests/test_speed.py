@@ -90,7 +90,7 @@ FAULTS_PER_STEP = """
 import resource, sys, torch
 from sweeplab import speed
 if sys.argv[1] == "keep":
-    assert speed.keep_freed_memory()
+    assert speed.malloc_keeps_freed_memory()
 def step():  # a training step's activations: large buffers, all freed at its end
     buffers = [torch.empty(11 * 2**20, dtype=torch.uint8).fill_(1) for _ in range(6)]
     del buffers
@@ -115,8 +115,10 @@ def test_freed_memory_is_kept_so_steps_do_not_fault_their_buffers_again() -> Non
     assert default > 10 * (kept + 100), (default, kept)  # 168,658 against 2,816 here
 
 
-def test_trainers_keep_freed_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_trainers_keep_freed_memory_unless_told_not_to(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[bool] = []
-    monkeypatch.setattr(speed, "keep_freed_memory", lambda: calls.append(True))
+    monkeypatch.setattr(speed, "malloc_keeps_freed_memory", lambda: calls.append(True))
+    speed.trainer(accelerator="cpu", logger=False, keep_freed_memory=False)
+    assert calls == []
     speed.trainer(accelerator="cpu", logger=False)
     assert calls == [True]

@@ -24,7 +24,13 @@ from sweeplab.errors import ConfigError, SweeplabError
 # Targets that configs may instantiate (Hydra 1.4's execution whitelist); users add the
 # module prefixes of their own architectures with SWEEPLAB_TRUSTED=pkg[,other.pkg].
 # Switches that Python would take as true for any non-empty string ("maybe").
-BOOLEAN_KEYS = ("test", "data.download", "data.augment", "model.optimizer.fused")
+BOOLEAN_KEYS = (
+    "test",
+    "data.download",
+    "data.augment",
+    "model.optimizer.fused",
+    "trainer.keep_freed_memory",
+)
 SAFE_NAME = re.compile(r"(?!\.+$)[\w.-]+")
 BUILTIN_TARGETS = ("sweeplab.*", "torch.optim.*", "optuna.pruners.*", "pytorch_lightning.*")
 TRUSTED_ENV = "SWEEPLAB_TRUSTED"

@@ -56,7 +56,7 @@ def auto_precision(accelerator: str) -> str:
 
 
 @functools.cache
-def keep_freed_memory() -> bool:
+def malloc_keeps_freed_memory() -> bool:
     """Make glibc's malloc keep freed memory for the next step instead of handing it back.
 
     A training step frees and re-allocates the same large activation buffers every step. By
@@ -94,10 +94,15 @@ class NoProfiler(Profiler):
 
 
 def trainer(
-    precision: str | int = AUTO, accelerator: str = AUTO, profiler: Any = None, **kwargs: Any
+    precision: str | int = AUTO,
+    accelerator: str = AUTO,
+    profiler: Any = None,
+    keep_freed_memory: bool = True,
+    **kwargs: Any,
 ) -> pl.Trainer:
-    """``pl.Trainer`` with ``precision="auto"`` resolved for the accelerator, and
-    :class:`NoProfiler` unless a profiler is asked for."""
+    """``pl.Trainer`` with ``precision="auto"`` resolved for the accelerator,
+    :class:`NoProfiler` unless a profiler is asked for, and freed memory kept for the next step
+    (:func:`malloc_keeps_freed_memory`) unless ``keep_freed_memory`` is false."""
     if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
         raise ConfigError(
             f"`trainer.accelerator`={accelerator!r}, but torch {torch.__version__} sees no CUDA "
@@ -105,7 +110,8 @@ def trainer(
             "trainer=default, which takes a GPU when there is one), or run on a GPU machine "
             "with a CUDA build of torch."
         )
-    keep_freed_memory()
+    if keep_freed_memory:
+        malloc_keeps_freed_memory()
     if precision == AUTO:
         precision = auto_precision(str(accelerator))
         log.info("precision=auto: %s on accelerator=%s", precision, accelerator)
