@@ -3,7 +3,6 @@ channels-last weights, and results that stay correct."""
 
 from __future__ import annotations
 
-import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -102,7 +101,7 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 """
 
 
-@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
+@pytest.mark.skipif(not speed.is_glibc(), reason="mallopt is glibc's")
 def test_freed_memory_is_kept_so_steps_do_not_fault_their_buffers_again() -> None:
     def page_faults(mode: str) -> int:
         done = subprocess.run(

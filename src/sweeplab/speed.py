@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import functools
 import logging
-import platform
+import os
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +54,14 @@ def auto_precision(accelerator: str) -> str:
     return "bf16-mixed" if cpu_has_native_bf16() else "32-true"
 
 
+def is_glibc() -> bool:
+    try:
+        version = os.confstr("CS_GNU_LIBC_VERSION")
+    except (AttributeError, ValueError, OSError):  # not a GNU system, or not POSIX
+        return False
+    return bool(version and version.startswith("glibc"))
+
+
 @functools.cache
 def malloc_keeps_freed_memory() -> bool:
     """Make glibc's malloc keep freed memory for the next step instead of handing it back.
@@ -65,9 +72,9 @@ def malloc_keeps_freed_memory() -> bool:
     batch 256 took 4.4 s per epoch here, 2.3 s with freed memory kept. Process-wide, once;
     returns whether it took (False off glibc).
     """
-    if platform.libc_ver()[0] != "glibc":
+    if not is_glibc():
         return False
-    libc = ctypes.CDLL(ctypes.util.find_library("c"))
+    libc = ctypes.CDLL("libc.so.6")
     trim = libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)
     return bool(trim and libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD))
 
