@@ -33,13 +33,17 @@ from sweeplab import config
 WORKER = Path(__file__).with_name("keras_worker.py")
 
 
-def write_training_arrays(cfg: DictConfig, path: Path) -> None:
-    """The training images as Keras takes them: NHWC, the same values sweeplab trains on."""
+def write_keras_arrays(cfg: DictConfig, path: Path) -> None:
+    """The training and validation images as Keras takes them (NHWC): the same values,
+    split and normalisation that sweeplab trains on."""
     datamodule = config.instantiate(cfg.data, "data")
     datamodule.setup("fit")
-    batches = datamodule.train_dataloader()
-    images = batches.images.cpu().numpy().transpose(0, 2, 3, 1)
-    np.savez(path, images=images, labels=batches.labels.cpu().numpy())
+    arrays = {}
+    for split in ("train", "val"):
+        batches = getattr(datamodule, f"{split}_dataloader")()
+        arrays[f"{split}_images"] = batches.images.cpu().numpy().transpose(0, 2, 3, 1)
+        arrays[f"{split}_labels"] = batches.labels.cpu().numpy()
+    np.savez(path, **arrays)
 
 
 class KerasWorker:
@@ -89,7 +93,7 @@ def main() -> None:
         for experiment, batch_size in itertools.product(args.experiments, args.batch_sizes):
             cfg = compose_experiment(experiment, args.data_dir, out, batch_size, args.overrides)
             arrays = Path(out) / "train.npz"
-            write_training_arrays(cfg, arrays)
+            write_keras_arrays(cfg, arrays)
             keras = KerasWorker(args.keras_python, arrays, cfg, args.epochs)
             ours, theirs = [], []
             for _ in range(args.epochs):  # alternate one epoch each

@@ -50,7 +50,7 @@ class EpochOnRequest(keras.callbacks.Callback):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--arrays", required=True, help=".npz with images (N,28,28,1), labels")
+    parser.add_argument("--arrays", required=True, help=".npz: train_images (N,28,28,1), ...")
     parser.add_argument("--experiment", required=True)
     parser.add_argument("--batch-size", type=int, required=True)
     parser.add_argument("--lr", type=float, required=True)
@@ -65,8 +65,8 @@ def main() -> None:
     )
     print(f"@@ ready: TensorFlow {tf.__version__}, Keras {keras.__version__}", flush=True)
     model.fit(
-        arrays["images"],
-        arrays["labels"],
+        arrays["train_images"],
+        arrays["train_labels"],
         batch_size=args.batch_size,
         epochs=args.epochs,
         shuffle=True,

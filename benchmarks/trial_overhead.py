@@ -26,6 +26,33 @@ import optuna
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def run_cnn_sweep(logs: str, data_dir: str, trials: int, overrides: list[str]) -> float:
+    """Sweep the reference CNN space as a user does (batch 256, 2 epochs per trial, W&B
+    offline) into ``logs``; returns the command's wall time."""
+    command = [
+        sys.executable,
+        str(ROOT / "train.py"),
+        "-m",
+        "hparams_search=cnn_optuna",
+        "objective=val_acc",
+        f"paths.log_dir={logs}",
+        f"data.data_dir={data_dir}",
+        "data.batch_size=256",
+        "trainer.max_epochs=2",
+        f"hydra.sweeper.n_trials={trials}",
+        "callbacks.rich_progress_bar=null",
+        *overrides,
+    ]
+    started = time.perf_counter()
+    done = subprocess.run(
+        command, cwd=ROOT, env={**os.environ, "WANDB_MODE": "offline"}, capture_output=True
+    )
+    wall = time.perf_counter() - started
+    if done.returncode:
+        sys.exit(done.stderr.decode()[-3000:])
+    return wall
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--data-dir", required=True)
@@ -33,27 +60,7 @@ def main() -> None:
     parser.add_argument("--overrides", nargs="*", default=[])
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as logs:
-        command = [
-            sys.executable,
-            str(ROOT / "train.py"),
-            "-m",
-            "hparams_search=cnn_optuna",
-            "objective=val_acc",
-            f"paths.log_dir={logs}",
-            f"data.data_dir={args.data_dir}",
-            "data.batch_size=256",
-            "trainer.max_epochs=2",
-            f"hydra.sweeper.n_trials={args.trials}",
-            "callbacks.rich_progress_bar=null",
-            *args.overrides,
-        ]
-        started = time.perf_counter()
-        done = subprocess.run(
-            command, cwd=ROOT, env={**os.environ, "WANDB_MODE": "offline"}, capture_output=True
-        )
-        wall = time.perf_counter() - started
-        if done.returncode:
-            sys.exit(done.stderr.decode()[-3000:])
+        wall = run_cnn_sweep(logs, args.data_dir, args.trials, args.overrides)
         sweep_dir = Path(logs) / "sweeps" / "cnn_optuna"
         study = optuna.load_study(
             study_name="cnn_optuna", storage=f"sqlite:///{sweep_dir}/optuna.db"
