@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -31,6 +32,18 @@ from omegaconf import DictConfig
 from sweeplab import config
 
 WORKER = Path(__file__).with_name("keras_worker.py")
+
+
+def check_keras_arguments(args: argparse.Namespace) -> None:
+    """Exit with a sentence unless the data and a runnable Keras interpreter are given."""
+    if not args.data_dir or not args.keras_python:
+        sys.exit("Pass --data-dir and --keras-python (see this script's docstring).")
+    if shutil.which(args.keras_python) is None:
+        sys.exit(
+            f"--keras-python {args.keras_python} is not a Python interpreter that can run: "
+            "make the Keras environment as this script's docstring shows and pass its "
+            "bin/python."
+        )
 
 
 def write_keras_arrays(cfg: DictConfig, path: Path) -> None:
@@ -87,8 +100,7 @@ def main() -> None:
     parser.add_argument("--batch-sizes", nargs="+", type=int, default=[32])
     parser.add_argument("--overrides", nargs="*", default=[], help="for both sides' data")
     args = parser.parse_args()
-    if not args.data_dir or not args.keras_python:
-        sys.exit("Pass --data-dir and --keras-python (see this script's docstring).")
+    check_keras_arguments(args)
     with tempfile.TemporaryDirectory() as out:
         for experiment, batch_size in itertools.product(args.experiments, args.batch_sizes):
             cfg = compose_experiment(experiment, args.data_dir, out, batch_size, args.overrides)

@@ -27,8 +27,8 @@ def build(hp: keras_tuner.HyperParameters) -> keras.Sequential:
     model = keras.Sequential([keras.Input((28, 28, 1))])
     for i in range(hp.Int("num_blocks", 1, 2)):
         padding = hp.Choice(f"padding_{i}", ["valid", "same"])
-        model.add(keras.layers.Conv2D(hp.Choice(f"filters_{i}", [32, 64]), 3, padding=padding))
-        model.add(keras.layers.Activation("relu"))
+        filters = hp.Choice(f"filters_{i}", [32, 64])
+        model.add(keras.layers.Conv2D(filters, 3, padding=padding, activation="relu"))
         model.add(keras.layers.MaxPooling2D(2))
         model.add(keras.layers.Dropout(hp.Choice(f"dropout_{i}", [0.0, 0.1, 0.2])))
     model.add(keras.layers.Flatten())

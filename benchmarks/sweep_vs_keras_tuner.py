@@ -26,9 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import optuna
 from epoch_time import compose_experiment
-from keras_epoch import write_keras_arrays
+from keras_epoch import check_keras_arguments, write_keras_arrays
 from trial_overhead import run_cnn_sweep
 
 SEARCH = Path(__file__).with_name("keras_tuner_search.py")
@@ -49,9 +48,7 @@ def keras_tuner_search(python: str, arrays: Path, trials: int, epochs: int) -> d
 def sweeplab_sweep(data_dir: str, trials: int, epochs: int, overrides: list[str]) -> dict:
     with tempfile.TemporaryDirectory() as logs:
         extra = [f"trainer.max_epochs={epochs}", "hydra.sweeper.sampler.seed=0", *overrides]
-        wall = run_cnn_sweep(logs, data_dir, trials, extra)
-        storage = f"sqlite:///{logs}/sweeps/cnn_optuna/optuna.db"
-        study = optuna.load_study(study_name="cnn_optuna", storage=storage)
+        wall, study = run_cnn_sweep(logs, data_dir, trials, extra)
         return {"wall": wall, "trials": len(study.trials), "best_val_acc": study.best_value}
 
 
@@ -64,8 +61,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--overrides", nargs="*", default=[], help="for both sides' data")
     args = parser.parse_args()
-    if not args.data_dir or not args.keras_python:
-        sys.exit("Pass --data-dir and --keras-python (see this script's docstring).")
+    check_keras_arguments(args)
     walls: dict[str, list[float]] = {"Keras Tuner": [], "sweeplab": []}
     with tempfile.TemporaryDirectory() as out:
         cfg = compose_experiment("cnn_baseline", args.data_dir, out, 256, args.overrides)

@@ -24,11 +24,14 @@ from pathlib import Path
 import optuna
 
 ROOT = Path(__file__).resolve().parents[1]
+CNN_SWEEP = Path("sweeps") / "cnn_optuna"  # under paths.log_dir
 
 
-def run_cnn_sweep(logs: str, data_dir: str, trials: int, overrides: list[str]) -> float:
+def run_cnn_sweep(
+    logs: str, data_dir: str, trials: int, overrides: list[str]
+) -> tuple[float, optuna.Study]:
     """Sweep the reference CNN space as a user does (batch 256, 2 epochs per trial, W&B
-    offline) into ``logs``; returns the command's wall time."""
+    offline) into ``logs``; returns the command's wall time and the study."""
     command = [
         sys.executable,
         str(ROOT / "train.py"),
@@ -50,7 +53,8 @@ def run_cnn_sweep(logs: str, data_dir: str, trials: int, overrides: list[str]) -
     wall = time.perf_counter() - started
     if done.returncode:
         sys.exit(done.stderr.decode()[-3000:])
-    return wall
+    storage = f"sqlite:///{Path(logs) / CNN_SWEEP}/optuna.db"
+    return wall, optuna.load_study(study_name="cnn_optuna", storage=storage)
 
 
 def main() -> None:
@@ -60,11 +64,8 @@ def main() -> None:
     parser.add_argument("--overrides", nargs="*", default=[])
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as logs:
-        wall = run_cnn_sweep(logs, args.data_dir, args.trials, args.overrides)
-        sweep_dir = Path(logs) / "sweeps" / "cnn_optuna"
-        study = optuna.load_study(
-            study_name="cnn_optuna", storage=f"sqlite:///{sweep_dir}/optuna.db"
-        )
+        wall, study = run_cnn_sweep(logs, args.data_dir, args.trials, args.overrides)
+        sweep_dir = Path(logs) / CNN_SWEEP
         overheads, epoch_total = [], 0.0
         for trial in study.trials:
             record = sweep_dir / f"trial_{trial.number}" / "metrics.json"

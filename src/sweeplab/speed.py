@@ -55,6 +55,7 @@ def auto_precision(accelerator: str) -> str:
 
 
 def is_glibc() -> bool:
+    """Whether this process runs on GNU libc, whose malloc ``mallopt`` tunes."""
     try:
         version = os.confstr("CS_GNU_LIBC_VERSION")
     except (AttributeError, ValueError, OSError):  # not a GNU system, or not POSIX
