@@ -6,14 +6,17 @@ python eval.py ckpt_path=logs/runs/cnn_baseline/<time>/checkpoints/best.ckpt
 import os
 from pathlib import Path
 
-import hydra
-from omegaconf import DictConfig
+from sweeplab.startup import imports_without_gc
 
 os.environ.setdefault("SWEEPLAB_ROOT", str(Path(__file__).resolve().parent))
 
-from sweeplab import evaluate  # noqa: E402
-from sweeplab.config import trusted_targets  # noqa: E402
-from sweeplab.errors import SweeplabError, exit_with  # noqa: E402
+with imports_without_gc():
+    import hydra
+    from omegaconf import DictConfig
+
+    from sweeplab import evaluate
+    from sweeplab.config import trusted_targets
+    from sweeplab.errors import SweeplabError, exit_with
 
 try:
     TRUSTED = trusted_targets()

@@ -9,16 +9,19 @@ import os
 import sys
 from pathlib import Path
 
-import hydra
-from omegaconf import DictConfig
+from sweeplab.startup import imports_without_gc
 
 # Paths in configs/ are relative to the project root, wherever the command is run from.
 os.environ.setdefault("SWEEPLAB_ROOT", str(Path(__file__).resolve().parent))
 
-from sweeplab import train  # noqa: E402
-from sweeplab.config import trusted_targets  # noqa: E402
-from sweeplab.errors import SweeplabError, exit_with  # noqa: E402
-from sweeplab.sweep.best import expand_best_of  # noqa: E402
+with imports_without_gc():
+    import hydra
+    from omegaconf import DictConfig
+
+    from sweeplab import train
+    from sweeplab.config import trusted_targets
+    from sweeplab.errors import SweeplabError, exit_with
+    from sweeplab.sweep.best import expand_best_of
 
 try:
     TRUSTED = trusted_targets()
