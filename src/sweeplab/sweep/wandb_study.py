@@ -45,8 +45,7 @@ def log_study(
 ) -> None:
     """Write (or, online, update) the study's run, its files under ``sweep_dir``. Never fails
     the sweep: a problem is a warning, and the results on disk stand."""
-    import wandb
-
+    wandb = tracking.import_wandb()
     mode = tracking.wandb_mode(settings.get("offline"))
     if mode == "disabled":
         return
