@@ -106,6 +106,11 @@ def test_search_objective_switches_with_one_override() -> None:
     assert loss.test is False and loss.job_type == "trial" and loss.group == "mlp_optuna"
 
 
+def test_sweep_trials_skip_the_sanity_pass_that_single_runs_keep() -> None:
+    assert compose_train("hparams_search=cnn_optuna").trainer.num_sanity_val_steps == 0
+    assert "num_sanity_val_steps" not in compose_train("experiment=cnn_baseline").trainer
+
+
 def test_eval_config_composes() -> None:
     cfg = compose_train("ckpt_path=x.ckpt", config_name="eval")
     assert cfg.ckpt_path == "x.ckpt" and "model" not in cfg
