@@ -29,6 +29,8 @@ def user_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def _setup(data_dir: Path, stage: str | None = None, **kwargs: object) -> FashionMNISTDataModule:
+    """A data module set up as a run does in a fresh process (nothing kept from earlier runs)."""
+    fashion_mnist._last_kept.clear()
     dm = FashionMNISTDataModule(data_dir, download=False, val_size=100, **kwargs)
     dm.prepare_data()
     dm.setup(stage)
@@ -60,6 +62,32 @@ def test_split_is_deterministic_and_seeded(data_copy: Path) -> None:
     b = _setup(data_copy, "fit").val_dataloader().images
     c = _setup(data_copy, "fit", split_seed=7).val_dataloader().images
     assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_runs_in_one_process_share_the_prepared_data_until_a_setting_changes(
+    data_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = _setup(data_copy)
+
+    def no_preparing(*args: object) -> None:
+        raise AssertionError("prepared the same data again in the same process")
+
+    monkeypatch.setattr(fashion_mnist, "read_images_and_labels", no_preparing)
+    monkeypatch.setattr(fashion_mnist, "stratified_split", no_preparing)
+    for _ in range(2):  # the next trials of a sweep in this process
+        again = FashionMNISTDataModule(data_copy, download=False, val_size=100, batch_size=7)
+        again.prepare_data()
+        again.setup()
+        for split in ("train", "val", "test"):
+            kept = getattr(first, f"{split}_dataloader")()
+            made = getattr(again, f"{split}_dataloader")()
+            assert kept.images is made.images and kept.labels is made.labels
+        assert again.train_dataloader().batch_size == 7 and again.data_sha256 == first.data_sha256
+    monkeypatch.undo()
+    other = FashionMNISTDataModule(data_copy, download=False, val_size=100, split_seed=7)
+    other.prepare_data()
+    other.setup("fit")
+    assert not torch.equal(other.val_dataloader().images, first.val_dataloader().images)
 
 
 def test_second_load_reads_the_cache(
