@@ -97,6 +97,21 @@ def test_lightning_floor_benchmark_runs(fashion_dir: Path, isolated_env: dict[st
         assert f"mlp_baseline, batch 64, {side}: " in out
 
 
+def test_trial_overhead_benchmark_compares_with_a_commit(
+    fashion_dir: Path, isolated_env: dict[str, str]
+) -> None:
+    arguments = ["benchmarks/trial_overhead.py", "--data-dir", str(fashion_dir), "--trials", "1"]
+    arguments += ["--against", "HEAD", "--rounds", "1", "--overrides", "data.val_size=100"]
+    arguments += ["trainer.max_epochs=1"]
+    worktrees = ["git", "-C", str(ROOT), "worktree", "list"]
+    before = subprocess.run(worktrees, capture_output=True, check=True).stdout
+    out = run_python(arguments, isolated_env).stdout
+    for side in ("HEAD", "this tree"):
+        assert f"round 1, {side}: 1 trained trials, wall " in out and "engine ratio" in out
+    # the temporary checkout is gone
+    assert subprocess.run(worktrees, capture_output=True, check=True).stdout == before
+
+
 # The reference study's stack, as the issue measured it; Keras Tuner imports tensorboard.
 KERAS_STACK = ("tensorflow-cpu==2.21.0", "keras-tuner[bayesian]==1.4.8", "tensorboard")
 
