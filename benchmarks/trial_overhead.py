@@ -11,8 +11,8 @@ wall time - epoch seconds: config composition, data set-up, W&B, Lightning set-u
 checkpoints. Engine ratio = the sweep command's wall time / all epoch seconds.
 
 ``--against COMMIT`` runs the same sweep from a checkout of COMMIT (a temporary git worktree)
-and from this tree, alternating, ``--rounds`` times: the two sides' absolute overheads
-compare directly even when the machine's speed moves the epochs between runs.
+and from this tree, alternating, ``--rounds`` times, with a seeded sampler so that both sides
+train the same trials: their absolute overheads compare directly.
 """
 
 from __future__ import annotations
@@ -102,10 +102,11 @@ def against(commit: str, args: argparse.Namespace) -> None:
         checkout = Path(parent) / "checkout"
         git = ["git", "-C", str(ROOT), "worktree"]
         subprocess.run([*git, "add", "--detach", str(checkout), commit], check=True)
+        overrides = ["hydra.sweeper.sampler.seed=0", *args.overrides]
         try:
             for round_ in range(1, args.rounds + 1):
                 for side, root in ((commit, checkout), ("this tree", ROOT)):
-                    times = time_sweep(args.data_dir, args.trials, args.overrides, root)
+                    times = time_sweep(args.data_dir, args.trials, overrides, root)
                     print(f"round {round_}, {side}: {times.describe()}", flush=True)
         finally:
             subprocess.run([*git, "remove", "--force", str(checkout)], check=True)
