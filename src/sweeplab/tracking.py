@@ -6,12 +6,10 @@ says how to upload it later; with both it logs online. ``WANDB_MODE`` always win
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import socket
 from collections.abc import Mapping
-from types import ModuleType
 from typing import Any
 from urllib.parse import urlparse
 
@@ -29,23 +27,7 @@ MODES = ("online", "offline", "dryrun", "run", "disabled", "shared")
 def wandb_logger(offline: bool | None = None, **kwargs: Any) -> WandbLogger:
     """Build a ``WandbLogger``; ``offline=None`` picks online only when it can work, and
     ``WANDB_MODE=disabled`` logs nothing and writes nothing."""
-    import_wandb()
     return WandbLogger(mode=wandb_mode(offline), **kwargs)
-
-
-def import_wandb() -> ModuleType:
-    """``import wandb``, together with the module ``wandb.init`` imports on a process's first
-    run: W&B Launch's input models (Launch is unused here, but ``wandb.init`` always looks
-    for its staged inputs). pydantic reads those models' docstrings by walking the stack
-    with ``inspect.getmodule``; inside ``wandb.init``, with torch's 4,000 modules loaded and
-    W&B's threads started, that took 3.6-4.0 s of a sweep's first trial, against 0.3 s here
-    (W&B's own import included). tests/test_wandb.py fails if W&B stops importing it there.
-    """
-    import wandb
-
-    with contextlib.suppress(ImportError):  # a later W&B may move it: then only slower
-        import wandb.sdk.launch.inputs.internal  # noqa: F401
-    return wandb
 
 
 def wandb_mode(offline: bool | None = None) -> str:

@@ -45,7 +45,8 @@ def log_study(
 ) -> None:
     """Write (or, online, update) the study's run, its files under ``sweep_dir``. Never fails
     the sweep: a problem is a warning, and the results on disk stand."""
-    wandb = tracking.import_wandb()
+    import wandb
+
     mode = tracking.wandb_mode(settings.get("offline"))
     if mode == "disabled":
         return
