@@ -37,9 +37,9 @@ SPLIT_FILES = {
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
 TRAIN_SIZE = 60_000
+CACHE_VERSION = 2
 Split = tuple[torch.Tensor, torch.Tensor]  # float images (N, 1, 28, 28), int64 labels
 T = TypeVar("T")
-CACHE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -256,7 +256,7 @@ def _scaled(data: LabelledImages, index: torch.Tensor, device: torch.device | No
 # What the last run in this process prepared, by kind (the key's first item): a sweep's trials
 # in one process share the decoded files and the scaled splits instead of preparing them again
 # (0.1 s per trial on the reference data).
-_last_kept: dict[Any, tuple[tuple[Any, ...], Any]] = {}
+_last_kept: dict[str, tuple[tuple[Any, ...], Any]] = {}
 
 
 def _kept(key: tuple[Any, ...], build: Callable[[], T]) -> T:
