@@ -98,6 +98,9 @@ def time_sweep(data_dir: str, trials: int, overrides: list[str], root: Path = RO
 
 
 def against(commit: str, args: argparse.Namespace) -> None:
+    known = ["git", "-C", str(ROOT), "rev-parse", "--verify", "--quiet", f"{commit}^{{commit}}"]
+    if subprocess.run(known, capture_output=True).returncode:
+        sys.exit(f"--against {commit}: this repository has no such commit; give a commit hash.")
     with tempfile.TemporaryDirectory() as parent:
         checkout = Path(parent) / "checkout"
         git = ["git", "-C", str(ROOT), "worktree"]

@@ -43,6 +43,10 @@ RUN = ("model=mlp", "trainer.max_epochs=1", "data.val_size=100", "logger=none")
         ("trainer.devices=0", "Invalid config at `trainer`"),
         ("trainer.min_epochs=5", "`trainer.min_epochs`=5 is invalid with trainer.max_epochs=1"),
         (
+            "+trainer.num_sanity_val_steps=abc",
+            "`trainer.num_sanity_val_steps`='abc' is invalid: use the number of",
+        ),
+        (
             "callbacks=early_stopping callbacks.early_stopping.patience=-1",
             "`callbacks.early_stopping.patience`=-1 is invalid",
         ),

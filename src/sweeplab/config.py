@@ -159,6 +159,12 @@ def check_run(cfg: DictConfig) -> None:
             f"{cfg.trainer.max_epochs}: max_epochs wins, so use an integer from 0 to max_epochs "
             "(or raise max_epochs)."
         )
+    sanity = cfg.trainer.get("num_sanity_val_steps")
+    if sanity is not None and (not is_int(sanity) or sanity < -1):
+        raise ConfigError(
+            f"`trainer.num_sanity_val_steps`={sanity!r} is invalid: use the number of "
+            "validation batches to try before training (0 for none, -1 for all)."
+        )
     patience = OmegaConf.select(cfg, "callbacks.early_stopping.patience", default=None)
     if patience is not None and (not is_int(patience) or patience < 0):
         raise ConfigError(
