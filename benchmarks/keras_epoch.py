@@ -104,8 +104,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as out:
         for experiment, batch_size in itertools.product(args.experiments, args.batch_sizes):
             cfg = compose_experiment(experiment, args.data_dir, out, batch_size, args.overrides)
-            arrays = Path(out) / "train.npz"
-            write_keras_arrays(cfg, arrays)
+            arrays = Path(out) / f"{experiment}.npz"
+            if not arrays.exists():  # the images do not change with the batch size
+                write_keras_arrays(cfg, arrays)
             keras = KerasWorker(args.keras_python, arrays, cfg, args.epochs)
             ours, theirs = [], []
             for _ in range(args.epochs):  # alternate one epoch each
