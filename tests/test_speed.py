@@ -3,6 +3,7 @@ channels-last weights, and results that stay correct."""
 
 from __future__ import annotations
 
+import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -110,8 +111,11 @@ def test_freed_memory_is_kept_so_steps_do_not_fault_their_buffers_again() -> Non
         assert done.returncode == 0, done.stderr
         return int(done.stdout)
 
+    touched = 10 * 6 * 11 * 2**20 // resource.getpagesize()  # the pages ten steps write
     default, kept = page_faults("default"), page_faults("keep")
-    assert default > 10 * (kept + 100), (default, kept)  # 168,658 against 2,816 here
+    # By default glibc faults all of them again or 12% (its dynamic mmap threshold decides
+    # which, run by run: 168,658 or 19,698 here); kept, 2-4% (2,816 or 5,633).
+    assert kept < 0.05 * touched < default, (default, kept, touched)
 
 
 def test_trainers_keep_freed_memory_unless_told_not_to(monkeypatch: pytest.MonkeyPatch) -> None:
