@@ -6,17 +6,17 @@ python eval.py ckpt_path=logs/runs/cnn_baseline/<time>/checkpoints/best.ckpt
 import os
 from pathlib import Path
 
-from sweeplab.startup import imports_without_gc
+from sweeplab.process import imports_without_gc
 
 os.environ.setdefault("SWEEPLAB_ROOT", str(Path(__file__).resolve().parent))
 
 with imports_without_gc():
-    import hydra
     from omegaconf import DictConfig
 
     from sweeplab import evaluate
-    from sweeplab.config import trusted_targets
+    from sweeplab.compat import hydra as hydra_compat
     from sweeplab.errors import SweeplabError, exit_with
+    from sweeplab.trust import trusted_targets
 
 try:
     TRUSTED = trusted_targets()
@@ -24,7 +24,7 @@ except SweeplabError as error:
     exit_with(error)
 
 
-@hydra.main(config_path="configs", config_name="eval", execution_whitelist=TRUSTED)
+@hydra_compat.main(config_path="configs", config_name="eval", trusted=TRUSTED)
 def main(cfg: DictConfig) -> None:
     evaluate.main(cfg)
 

@@ -9,19 +9,19 @@ import os
 import sys
 from pathlib import Path
 
-from sweeplab.startup import imports_without_gc
+from sweeplab.process import imports_without_gc
 
 # Paths in configs/ are relative to the project root, wherever the command is run from.
 os.environ.setdefault("SWEEPLAB_ROOT", str(Path(__file__).resolve().parent))
 
 with imports_without_gc():
-    import hydra
     from omegaconf import DictConfig
 
     from sweeplab import train
-    from sweeplab.config import trusted_targets
+    from sweeplab.compat import hydra as hydra_compat
     from sweeplab.errors import SweeplabError, exit_with
     from sweeplab.sweep.best import expand_best_of
+    from sweeplab.trust import trusted_targets
 
 try:
     TRUSTED = trusted_targets()
@@ -29,7 +29,7 @@ except SweeplabError as error:
     exit_with(error)
 
 
-@hydra.main(config_path="configs", config_name="train", execution_whitelist=TRUSTED)
+@hydra_compat.main(config_path="configs", config_name="train", trusted=TRUSTED)
 def main(cfg: DictConfig) -> float:
     return train.main(cfg)
 

@@ -28,7 +28,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, open_dict
 
-from sweeplab import config
+from sweeplab import build, process, trainers
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -74,12 +74,17 @@ def compose_experiment(
 def lightning_epochs(cfg: DictConfig, epochs: int) -> list[float]:
     pl.seed_everything(0, verbose=False)
     timer = EpochTimer()
-    datamodule = config.instantiate(cfg.data, "data")
-    model = config.instantiate(cfg.model, "model")
-    callbacks = [*config.instantiate_group(cfg.callbacks, "callbacks"), timer]
-    loggers = config.instantiate_group(cfg.logger, "logger")
-    trainer = config.instantiate(
-        cfg.trainer, "trainer", callbacks=callbacks, logger=loggers, max_epochs=epochs
+    datamodule = build.instantiate(cfg.data, "data")
+    model = build.instantiate(cfg.model, "model")
+    callbacks = [*build.instantiate_group(cfg.callbacks, "callbacks"), timer]
+    loggers = build.instantiate_group(cfg.logger, "logger")
+    process.apply(keep_freed_memory=cfg.trainer.get("keep_freed_memory", True))  # as a run does
+    trainer = build.instantiate(
+        trainers.without_process_settings(cfg.trainer),
+        "trainer",
+        callbacks=callbacks,
+        logger=loggers,
+        max_epochs=epochs,
     )
     trainer.fit(model, datamodule=datamodule)
     return timer.seconds
@@ -102,11 +107,11 @@ def plain_epochs(cfg: DictConfig, epochs: int, device: str) -> list[float]:
     """The reference: float32, NCHW, conv-ReLU-pool, torch.optim.Adam's default (not fused)
     update."""
     torch.manual_seed(0)
-    datamodule = config.instantiate(cfg.data, "data")
+    datamodule = build.instantiate(cfg.data, "data")
     datamodule.setup("fit")
     batches = datamodule.train_dataloader()
     batches.images, batches.labels = batches.images.to(device), batches.labels.to(device)
-    net = relu_before_pool(config.instantiate(cfg.model.net, "model.net")).to(device)
+    net = relu_before_pool(build.instantiate(cfg.model.net, "model.net")).to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=cfg.model.optimizer.lr)
     loss_fn = torch.nn.CrossEntropyLoss()
     seconds = []

@@ -29,7 +29,7 @@ import numpy as np
 from epoch_time import compose_experiment, lightning_epochs
 from omegaconf import DictConfig
 
-from sweeplab import config
+from sweeplab import build
 
 WORKER = Path(__file__).with_name("keras_worker.py")
 
@@ -49,7 +49,7 @@ def check_keras_arguments(args: argparse.Namespace) -> None:
 def write_keras_arrays(cfg: DictConfig, path: Path) -> None:
     """The training and validation images as Keras takes them (NHWC): the same values,
     split and normalisation that sweeplab trains on."""
-    datamodule = config.instantiate(cfg.data, "data")
+    datamodule = build.instantiate(cfg.data, "data")
     datamodule.setup("fit")
     arrays = {}
     for split in ("train", "val"):

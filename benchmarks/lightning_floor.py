@@ -24,8 +24,9 @@ from epoch_time import compose_experiment, lightning_epochs, plain_epochs
 from omegaconf import DictConfig
 from torch import Tensor, nn
 
-from sweeplab import config
-from sweeplab.speed import AUTO, auto_precision, to_channels_last
+from sweeplab import build
+from sweeplab.models.layout import AUTO, to_channels_last
+from sweeplab.trainers import auto_precision
 
 STOCK_HOOKS = [
     "callbacks.rich_progress_bar._target_=pytorch_lightning.callbacks.RichProgressBar",
@@ -49,8 +50,8 @@ class LossOnly(pl.LightningModule):
 
 def barebones_epoch(cfg: DictConfig) -> float:
     torch.manual_seed(0)
-    datamodule = config.instantiate(cfg.data, "data")
-    module = LossOnly(config.instantiate(cfg.model.net, "model.net"))
+    datamodule = build.instantiate(cfg.data, "data")
+    module = LossOnly(build.instantiate(cfg.model.net, "model.net"))
     trainer = pl.Trainer(
         barebones=True,
         max_epochs=1,

@@ -12,7 +12,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
-from sweeplab.config import trusted_targets
+from sweeplab.trust import trusted_targets
 from tests.conftest import ROOT
 
 CONFIGS = ROOT / "configs"

@@ -13,8 +13,8 @@ import pytest
 from sweeplab.errors import ConfigError
 from sweeplab.outputs import writable_dir
 from sweeplab.redaction import redact
+from sweeplab.sweep.settings import Heartbeat, Slurm, SweepSettings
 from sweeplab.sweep.storage import has_heartbeat, journal_path, open_storage
-from sweeplab.sweep.sweeper import _heartbeat, check_settings
 from sweeplab.tracking import flatten
 from tests.services import PostgresServer
 
@@ -31,10 +31,11 @@ GOOD = dict(
 
 
 def test_good_settings_pass_and_directions_follow_monitor_mode() -> None:
-    assert check_settings(GOOD)["directions"] == ["minimize"]
-    assert check_settings(GOOD | {"direction": "maximize"})["directions"] == ["maximize"]
-    two = check_settings(GOOD | {"direction": ["max", "minimize"]})
-    assert two["directions"] == ["maximize", "minimize"]
+    assert SweepSettings.from_config(GOOD).directions == ("minimize",)
+    assert SweepSettings.from_config(GOOD | {"direction": "MAX"}).directions == ("maximize",)
+    two = SweepSettings.from_config(GOOD | {"direction": ["max", "minimize"]})
+    assert two.directions == ("maximize", "minimize")
+    assert two.heartbeat == Heartbeat() and two.cluster is None and two.params == {}
 
 
 @pytest.mark.parametrize(
@@ -53,13 +54,13 @@ def test_good_settings_pass_and_directions_follow_monitor_mode() -> None:
 )
 def test_bad_settings_name_the_key(key: str, value: object, message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        check_settings(GOOD | {key: value})
+        SweepSettings.from_config(GOOD | {key: value})
 
 
 def test_a_direction_against_the_objective_is_refused() -> None:
     from omegaconf import OmegaConf
 
-    from sweeplab.sweep.sweeper import _check_objectives
+    from sweeplab.sweep.roles import _check_objectives
 
     loss = OmegaConf.create({"optimized_direction": "min", "optimized_metric": "val/loss_best"})
     assert _check_objectives(["minimize"], loss) == ["val/loss_best"]
@@ -77,11 +78,21 @@ def test_a_direction_against_the_objective_is_refused() -> None:
 
 
 def test_heartbeat_settings_are_checked() -> None:
-    assert _heartbeat({"interval": 5, "grace_period": 20, "max_retry": 2}).grace_period == 20
+    beat = {"interval": 5, "grace_period": 20, "max_retry": 2}
+    assert SweepSettings.from_config(GOOD | {"heartbeat": beat}).heartbeat.grace_period == 20
     with pytest.raises(ConfigError, match="grace period longer than the interval"):
-        _heartbeat({"interval": 10, "grace_period": 10})
+        SweepSettings.from_config(GOOD | {"heartbeat": {"interval": 10, "grace_period": 10}})
     with pytest.raises(ConfigError, match="max_retry`=-1"):
-        _heartbeat({"max_retry": -1})
+        SweepSettings.from_config(GOOD | {"heartbeat": {"max_retry": -1}})
+
+
+def test_unknown_settings_are_named() -> None:
+    with pytest.raises(ConfigError, match="`hydra.sweeper` has no setting n_trails"):
+        SweepSettings.from_config(GOOD | {"n_trails": 5})
+    with pytest.raises(ConfigError, match="`hydra.sweeper.cluster` has no setting gpus"):
+        SweepSettings.from_config(GOOD | {"cluster": {"gpus": 2}})
+    slurm = SweepSettings.from_config(GOOD | {"cluster": {"partition": "gpu"}}).cluster
+    assert slurm == Slurm(partition="gpu")
 
 
 def test_an_unwritable_sweep_dir_is_refused(tmp_path: Path) -> None:
@@ -99,8 +110,6 @@ def test_a_missing_database_driver_says_what_to_install() -> None:
 
 
 def test_sqlite_storages_have_heartbeats_and_journal_files_do_not(tmp_path: Path) -> None:
-    from sweeplab.sweep.storage import Heartbeat
-
     assert has_heartbeat(open_storage(f"sqlite:///{tmp_path / 'a.db'}", Heartbeat()))
     assert not has_heartbeat(open_storage(f"sqlite:///{tmp_path / 'b.db'}"))
     journal = f"journal:{tmp_path / 'nested' / 'study.log'}"
@@ -118,13 +127,14 @@ def test_passwords_are_redacted_in_text_and_in_the_wandb_config() -> None:
         "storage postgresql+psycopg://bob:***@db.example:5432/optuna failed"
     )
     assert redact("sqlite:///logs/optuna.db") == "sqlite:///logs/optuna.db"
-    flat = flatten({"callbacks": {"optuna_pruning": {"storage": url, "n": 3}}})
+    flat = flatten({"sweep_trial": {"storage": url, "n": 3}})
     assert flat == {
-        "callbacks.optuna_pruning.storage": "postgresql+psycopg://bob:***@db.example:5432/optuna",
-        "callbacks.optuna_pruning.n": 3,
+        "sweep_trial.storage": "postgresql+psycopg://bob:***@db.example:5432/optuna",
+        "sweep_trial.n": 3,
     }
 
 
+@pytest.mark.slow  # a PostgreSQL server and six processes
 def test_workers_starting_together_on_a_new_database_all_connect(postgres: PostgresServer) -> None:
     # They race to create Optuna's tables; the losers must retry, not fail.
     url = postgres.new_database("race")
@@ -149,7 +159,7 @@ def test_a_hyperband_setting_its_brackets_refuse_is_caught_before_the_first_tria
     """Optuna's HyperbandPruner accepts these and fails at the first report of a trial."""
     from omegaconf import OmegaConf
 
-    from sweeplab.sweep.sweeper import build_pruner
+    from sweeplab.sweep.algorithms import build_pruner
 
     node = OmegaConf.create({"_target_": "optuna.pruners.HyperbandPruner", "max_resource": 4})
     assert isinstance(build_pruner(node), optuna.pruners.HyperbandPruner)

@@ -14,7 +14,7 @@ from hydra import compose, initialize_config_dir
 from wandb.sdk.launch.sweeps.utils import create_sweep_command, create_sweep_command_args
 from wandb.sdk.lib import config_util
 
-from sweeplab.config import instantiate
+from sweeplab.build import instantiate
 from sweeplab.sweep.wandb_sweeps import wandb_sweep
 from tests.conftest import ROOT, inspect_wandb_run, sweeplab_cli
 
@@ -86,6 +86,7 @@ def test_every_proposal_composes_and_builds_a_model(name: str) -> None:
     assert seen_depths <= {1, 2}
 
 
+@pytest.mark.slow  # train.py and wandb as processes
 def test_an_agent_run_trains_and_reports_the_metric(
     fashion_dir: Path, tmp_path: Path, isolated_env: dict[str, str]
 ) -> None:
@@ -131,6 +132,7 @@ def export(*overrides: str, env: dict[str, str]) -> subprocess.CompletedProcess[
     return sweeplab_cli("wandb-sweep", *overrides, "--config-dir", str(ROOT / "configs"), env=env)
 
 
+@pytest.mark.slow  # the CLI as a process
 def test_cli_writes_the_definition(isolated_env: dict[str, str]) -> None:
     result = export("hparams_search=mlp_optuna", env=isolated_env)
     assert result.returncode == 0, result.stderr
@@ -161,6 +163,7 @@ def test_cli_writes_the_definition(isolated_env: dict[str, str]) -> None:
         ("objective=acc_vs_params", "W&B Sweeps optimise one metric"),
     ],
 )
+@pytest.mark.slow  # the CLI as a process
 def test_cli_refuses_what_it_cannot_express(
     override: str, message: str, isolated_env: dict[str, str]
 ) -> None:

@@ -12,6 +12,7 @@ from optuna.trial import TrialState
 
 from sweeplab.errors import TrainingDiverged
 from sweeplab.sweep import study as stored
+from sweeplab.sweep.context import NODE, TrialContext
 from sweeplab.sweep.spaces import SearchSpace
 from sweeplab.sweep.storage import open_storage
 from sweeplab.sweep.worker import Budget, SweepFailed, Worker
@@ -41,7 +42,11 @@ class Launcher:
 def worker(tmp_path: Path, launch: Launcher, budget: Budget) -> Worker:
     storage = open_storage(f"sqlite:///{tmp_path / 'study.db'}")
     study = optuna.create_study(study_name="s", storage=storage, load_if_exists=True)
-    return Worker(study, storage, SPACE, launch, budget, reuse_repeats=False)
+
+    def context(number: int) -> TrialContext:
+        return TrialContext("s", number, "sqlite:///study.db")
+
+    return Worker(study, storage, SPACE, launch, budget, context, reuse_repeats=False)
 
 
 def test_runs_exactly_n_trials_in_batches_of_n_jobs(tmp_path: Path) -> None:
@@ -50,7 +55,9 @@ def test_runs_exactly_n_trials_in_batches_of_n_jobs(tmp_path: Path) -> None:
     w.run()
     assert [len(b) for b in launch.batches] == [2, 1]
     first = launch.batches[0][0]
-    assert first[0].startswith("x=") and first[1:] == ["data.augment=true", "++trial_number=0"]
+    assert first[0].startswith("x=") and first[1] == "data.augment=true"
+    assert first[2] == TrialContext("s", 0, "sqlite:///study.db").as_override()
+    assert first[2].startswith(f"++{NODE}=")
     assert [t.state for t in w.study.trials] == [TrialState.COMPLETE] * 3
     assert w.study.trials[0].user_attrs[stored.OVERRIDES] == [first[0]]  # sampled only
 

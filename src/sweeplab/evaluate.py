@@ -11,8 +11,8 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from sweeplab import config, record
-from sweeplab.errors import ConfigError, exit_with
+from sweeplab import build, checks, process, record, trainers
+from sweeplab.errors import USER_ERRORS, ConfigError, exit_with, user_error
 
 log = logging.getLogger(__name__)
 
@@ -78,11 +78,11 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     if not ckpt_path.is_file():
         raise ConfigError(f"`ckpt_path`={cfg.ckpt_path!r} is not a file. {hint}")
     weights = read_weights(ckpt_path)
-    config.check_seed(cfg.get("seed"))
+    checks.check_seed(cfg.get("seed"))
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, verbose=False)
     trained = training_config(ckpt_path, cfg.get("train_run_dir"))
-    model = config.instantiate(trained.model, "model")
+    model = build.instantiate(trained.model, "model")
     try:
         model.load_state_dict(weights)
     except RuntimeError as e:
@@ -90,9 +90,12 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             f"`ckpt_path`={str(ckpt_path)!r} does not fit the model of its training config "
             f"({str(e).splitlines()[0]}). Pass train_run_dir=<the run that wrote it>."
         ) from None
-    datamodule = config.instantiate(data_config(trained), "data")
+    datamodule = build.instantiate(data_config(trained), "data")
     datamodule.prepare_data()
-    trainer = config.instantiate(cfg.trainer, "trainer", logger=False)
+    process.apply(keep_freed_memory=cfg.trainer.get("keep_freed_memory", True))
+    trainer = build.instantiate(
+        trainers.without_process_settings(cfg.trainer), "trainer", logger=False
+    )
     trainer.test(model, datamodule=datamodule, verbose=False)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     result = {
@@ -111,5 +114,5 @@ def main(cfg: DictConfig) -> None:
     """The ``eval.py`` task; a user error becomes one paragraph and exit status 1."""
     try:
         run(cfg)
-    except config.USER_ERRORS as e:
-        exit_with(config.user_error(e))
+    except USER_ERRORS as e:
+        exit_with(user_error(e))

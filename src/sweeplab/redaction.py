@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import re
 
+__all__ = ["MASK", "redact"]
+
+MASK = "***"  # what a password becomes
 # scheme://user:password@host -> scheme://user:***@host
 _PASSWORD_IN_URL = re.compile(r"([a-zA-Z][\w+.-]*://[^:/@\s]*:)[^@\s]+@")
 
 
 def redact(text: str) -> str:
-    """``text`` with the password of every URL in it replaced by ``***``."""
-    return _PASSWORD_IN_URL.sub(r"\1***@", text)
+    """``text`` with the password of every URL in it replaced by :data:`MASK`."""
+    return _PASSWORD_IN_URL.sub(rf"\1{MASK}@", text)

@@ -1,6 +1,8 @@
 """Training: ``run(cfg)`` fits (and tests) one model and writes its record.
 
-A sweep trial is the same run with overrides; nothing here knows about sweeps.
+A sweep trial is the same run with its sampled overrides and a :class:`TrialContext` (the
+``sweep_trial`` node): it reports each epoch to its Optuna trial, which may prune it, and a
+user error fails the trial instead of ending the process.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 from rich.console import Console
 from rich.table import Table
 
-from sweeplab import config, costs, record, seeds, tracking
-from sweeplab.errors import ConfigError, exit_with
+from sweeplab import build, checks, costs, process, record, seeds, tracking, trainers
+from sweeplab.errors import USER_ERRORS, ConfigError, exit_with, user_error
+from sweeplab.sweep.context import TrialContext, is_pruned
 from sweeplab.timing import EpochClock
 
 log = logging.getLogger(__name__)
@@ -32,29 +35,36 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     Returns the record that ``metrics.json`` holds.
     """
     started = time.perf_counter()
-    config.check_run(cfg)
+    checks.check_run(cfg)
+    context = TrialContext.from_config(cfg)
     # seed=null draws a seed, so that the record still says how to repeat the run.
     seed = cfg.seed if cfg.get("seed") is not None else secrets.randbelow(2**31)
     pl.seed_everything(seed, workers=True, verbose=False)
 
-    config.check_optimizer(cfg)
-    datamodule = config.instantiate(cfg.data, "data")
-    model = config.instantiate(cfg.model, "model")
-    config.check_logged(cfg, model)
-    callbacks = config.instantiate_group(cfg.get("callbacks"), "callbacks")
+    checks.check_optimizer(cfg)
+    datamodule = build.instantiate(cfg.data, "data")
+    model = build.instantiate(cfg.model, "model")
+    checks.check_logged(cfg, model)
+    callbacks = build.instantiate_group(cfg.get("callbacks"), "callbacks")
+    if context is not None:
+        callbacks.append(_pruning(context, cfg.monitor))
     datamodule.prepare_data()  # missing data fails here, before any logger starts a run
-    loggers = config.instantiate_group(cfg.get("logger"), "logger")
+    loggers = build.instantiate_group(cfg.get("logger"), "logger")
     if not loggers:  # the LR monitor has nowhere to write without a logger
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     clock = EpochClock()
-    trainer = config.instantiate(
-        cfg.trainer, "trainer", callbacks=[*callbacks, clock], logger=loggers
+    process.apply(keep_freed_memory=cfg.trainer.get("keep_freed_memory", True))
+    trainer = build.instantiate(
+        trainers.without_process_settings(cfg.trainer),
+        "trainer",
+        callbacks=[*callbacks, clock],
+        logger=loggers,
     )
 
     state = "failed"
     try:
         for logger in loggers:
-            logger.log_hyperparams(tracking.flatten(config.to_plain(cfg)))
+            logger.log_hyperparams(tracking.flatten(build.to_plain(cfg)))
         trainer.fit(model, datamodule=datamodule)
         metrics = _scalars(trainer.callback_metrics)
         metrics.update(_costs(cfg, model, trainer, datamodule))
@@ -68,8 +78,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             metrics.update(_scalars(trainer.callback_metrics, prefix="test/"))
         state = "complete"
     except BaseException as e:
-        # an exception may say how the run ended, e.g. "pruned" (sweep.pruning.TrialPruned)
-        state = getattr(e, "run_state", "failed")
+        state = "pruned" if is_pruned(e) else "failed"
         raise
     finally:
         tracking.finish(loggers, state)
@@ -94,7 +103,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
 def _optimized(cfg: DictConfig) -> str | list[str]:
     """``optimized_metric`` as the record keeps it: a name, or a list for several."""
-    names = config.objectives(cfg)[0]
+    names = checks.objectives(cfg)[0]
     return names if len(names) > 1 else names[0]
 
 
@@ -109,11 +118,12 @@ def _costs(cfg: DictConfig, model: Any, trainer: pl.Trainer, datamodule: Any) ->
 def main(cfg: DictConfig) -> float | tuple[float, ...]:
     """The ``train.py`` task: run (over ``seeds`` seeds), return the optimised metric.
 
-    A user error in a single run becomes one paragraph on stderr and exit status 1.
+    A user error becomes one paragraph on stderr and exit status 1, or in a sweep trial an
+    exception that fails the trial (its context says which).
     """
     try:
         _check_mode()
-        config.check_run(cfg)
+        checks.check_run(cfg)
         if cfg.get("seeds", 1) > 1:
             first_seed = cfg.seed if cfg.get("seed") is not None else secrets.randbelow(2**31)
             summary = seeds.run_seeds(cfg, run, first_seed)
@@ -121,9 +131,10 @@ def main(cfg: DictConfig) -> float | tuple[float, ...]:
             means = {name: m["mean"] for name, m in summary["metrics"].items()}
             return objective({"metrics": means, "optimized_metric": _optimized(cfg)})
         return objective(run(cfg))
-    except config.USER_ERRORS as e:
-        error = config.user_error(e)
-        if _in_sweeplab_sweep():
+    except USER_ERRORS as e:
+        error = user_error(e)
+        context = _context_or_none(cfg)
+        if context is not None and context.user_errors == "raise":
             raise error from None  # the sweeper records the failed trial and goes on
         exit_with(error)
 
@@ -141,12 +152,18 @@ def _check_mode() -> None:
         )
 
 
-def _in_sweeplab_sweep() -> bool:
-    """Whether this run is a trial of sweeplab's sweeper, which records a failed trial and
-    goes on (Hydra's basic sweeper would stop with a traceback instead)."""
-    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
-        return False
-    return "sweeplab" in str(HydraConfig.get().sweeper.get("_target_", ""))
+def _context_or_none(cfg: DictConfig) -> TrialContext | None:
+    """The trial context, or ``None`` when the run has none or it is the error itself."""
+    try:
+        return TrialContext.from_config(cfg)
+    except USER_ERRORS:
+        return None
+
+
+def _pruning(context: TrialContext, monitor: str) -> pl.Callback:
+    from sweeplab.sweep.pruning import OptunaPruning  # Optuna's callback: trials only
+
+    return OptunaPruning(context.trial(), monitor)
 
 
 def objective(result: dict[str, Any]) -> float | tuple[float, ...]:
@@ -180,7 +197,7 @@ def _print_summary(cfg: DictConfig, metrics: dict[str, float], path: Path) -> No
     table.add_column("metric")
     table.add_column("value", justify="right")
     for name in sorted(metrics):
-        marker = " *" if name in config.objectives(cfg)[0] else ""
+        marker = " *" if name in checks.objectives(cfg)[0] else ""
         table.add_row(name + marker, f"{metrics[name]:.4f}")
     console = Console(stderr=False)
     console.print(table)

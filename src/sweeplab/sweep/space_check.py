@@ -12,7 +12,7 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf, open_dict
 from optuna.distributions import BaseDistribution, CategoricalDistribution
 
-from sweeplab import config as configs
+from sweeplab import build, checks
 from sweeplab.errors import ConfigError
 from sweeplab.sweep.spaces import SearchSpace, format_override, grid_choices
 
@@ -37,8 +37,8 @@ def check_space(
                 f"The search space can propose {what}, which Hydra cannot compose: {e}"
             ) from None
         try:
-            configs.check_optimizer(trial_config)
-            configs.instantiate(trial_config.model, "model")
+            checks.check_optimizer(trial_config)
+            build.instantiate(trial_config.model, "model")
         except ConfigError as e:
             raise ConfigError(
                 f"The search space can propose {what}, which the run refuses: {e} Narrow "

@@ -10,12 +10,9 @@ from __future__ import annotations
 import logging
 import random
 import time
-import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import optuna
 import sqlalchemy
 from optuna.storages import (
     BaseStorage,
@@ -25,8 +22,10 @@ from optuna.storages import (
 )
 from optuna.storages.journal import JournalFileBackend
 
+from sweeplab.compat.optuna import experimental
 from sweeplab.errors import ConfigError
 from sweeplab.redaction import redact
+from sweeplab.sweep.settings import Heartbeat
 
 log = logging.getLogger(__name__)
 
@@ -39,16 +38,6 @@ DRIVERS = {  # the pip package that provides each URL scheme's database driver
     "mysql": "mysqlclient",
     "mysql+pymysql": "pymysql",
 }
-
-
-@dataclass(frozen=True)
-class Heartbeat:
-    """Optuna's liveness check: a running trial whose worker has not beaten for
-    ``grace_period`` seconds is failed, and re-queued at most ``max_retry`` times."""
-
-    interval: int = 10
-    grace_period: int = 30
-    max_retry: int = 1
 
 
 def is_journal(url: str) -> bool:
@@ -139,8 +128,7 @@ def _rdb_storage(
     Optuna's tables, and the losers (a duplicate key or table) simply try again."""
 
     def connect() -> RDBStorage:
-        with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.8
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        with experimental():  # heartbeats: experimental since Optuna 2.8
             return RDBStorage(url, engine_kwargs=engine_kwargs, **_heartbeat_options(heartbeat))
 
     for _ in range(attempts - 1):

@@ -24,10 +24,11 @@ from hydra.core.utils import JobReturn
 from optuna.storages import BaseStorage, fail_stale_trials
 from optuna.trial import TrialState
 
+from sweeplab.compat.optuna import experimental, trial_id
 from sweeplab.errors import SweeplabError
 from sweeplab.redaction import redact
 from sweeplab.sweep import study as stored
-from sweeplab.sweep.compat import trial_id
+from sweeplab.sweep.context import TrialContext, handing_over
 from sweeplab.sweep.progress import SweepProgress
 from sweeplab.sweep.spaces import SearchSpace
 from sweeplab.sweep.storage import has_heartbeat
@@ -72,6 +73,7 @@ class Worker:
         space: SearchSpace,
         launch: Launch,
         budget: Budget,
+        context: Callable[[int], TrialContext],
         *,
         config: Any = None,
         reuse_repeats: bool = True,
@@ -82,6 +84,7 @@ class Worker:
         self.space = space
         self.launch = launch
         self.budget = budget
+        self.context = context
         self.config = config
         self.reuse_repeats = reuse_repeats
         self.poll_s = poll_s
@@ -95,8 +98,7 @@ class Worker:
         log.info("Worker %s joins study %s", self.name, self.study.study_name)
         while True:
             if self.heartbeat:
-                with warnings.catch_warnings():  # experimental since Optuna 2.9, still public
-                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                with experimental():  # since Optuna 2.9, still public
                     fail_stale_trials(self.study)  # dead workers' trials: failed, retry queued
             finished = stored.count_finished(self.study)
             running = stored.count(self.study, TrialState.RUNNING)
@@ -149,11 +151,15 @@ class Worker:
             if self.reuse_repeats and stored.reuse_twin(self.study, trial):
                 progress.trial_finished(trial.number)
                 continue
-            overrides = [*sampled, *self.space.fixed, f"++trial_number={trial.number}"]
+            overrides = [*sampled, *self.space.fixed, self.context(trial.number).as_override()]
             to_run.append((trial, overrides))
         if not to_run:
             return
-        with self._beating([trial_id(t) for t, _ in to_run]):
+        started = [t for t, _ in to_run]
+        with (
+            self._beating([trial_id(t) for t in started]),
+            handing_over(self.study.study_name, started),
+        ):
             returns = self.launch([o for _, o in to_run], to_run[0][0].number)
         for (trial, _), job in zip(to_run, returns, strict=True):
             stored.record(self.study, trial, job)

@@ -12,12 +12,12 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from sweeplab.errors import ConfigError, SweeplabError
+from sweeplab.sweep.settings import Slurm
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,8 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def worker_index() -> int | None:
-    """This process's index when a sweep started it as one of its workers."""
+    """This process's index when a sweep started it as one of its workers (the one place
+    that reads ``SWEEPLAB_WORKER``)."""
     value = os.environ.get(WORKER_ENV)
     return int(value) if value else None
 
@@ -35,18 +36,6 @@ def worker_command(sweep_dir: Path) -> list[str]:
     """The sweep's own command line, pinned to this sweep's directory (which may hold a
     timestamp that a later process would resolve differently)."""
     return [sys.executable, *sys.argv, f"hydra.sweep.dir={sweep_dir}"]
-
-
-@dataclass(frozen=True)
-class Slurm:
-    """Where and how SLURM runs the workers (``hydra/sweeper/cluster=slurm``)."""
-
-    partition: str | None = None
-    gpus_per_worker: int = 1
-    cpus_per_worker: int = 4
-    mem_gb: int = 16
-    timeout_min: int = 240
-    additional_parameters: Mapping[str, Any] = field(default_factory=dict)
 
 
 def visible_gpus() -> list[str]:

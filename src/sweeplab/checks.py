@@ -1,28 +1,30 @@
-"""Turning config nodes into objects, with errors that name the config key.
-
-Everything a run needs is instantiated before training starts, so a bad value fails in
-seconds with one paragraph rather than after an epoch with a traceback.
-"""
+"""Checks of a run's config that run before training: every value readable, epochs, seeds,
+switches, the objectives, the optimizer and schedule, and the metrics the run must log."""
 
 from __future__ import annotations
 
-import fnmatch
 import math
-import os
 import re
 from typing import Any
 
-import hydra
 import torch
-from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from sweeplab.build import instantiate
 from sweeplab.costs import LATENCY, PARAMS
-from sweeplab.errors import ConfigError, SweeplabError
+from sweeplab.errors import ConfigError, from_omegaconf
 
-# Targets that configs may instantiate (Hydra 1.4's execution whitelist); users add the
-# module prefixes of their own architectures with SWEEPLAB_TRUSTED=pkg[,other.pkg].
+__all__ = [
+    "check_logged",
+    "check_optimizer",
+    "check_run",
+    "check_seed",
+    "is_int",
+    "is_number",
+    "objectives",
+]
+
 # Switches that Python would take as true for any non-empty string ("maybe").
 BOOLEAN_KEYS = (
     "test",
@@ -32,75 +34,12 @@ BOOLEAN_KEYS = (
     "trainer.keep_freed_memory",
 )
 SAFE_NAME = re.compile(r"(?!\.+$)[\w.-]+")
-BUILTIN_TARGETS = ("sweeplab.*", "torch.optim.*", "optuna.pruners.*", "pytorch_lightning.*")
-TRUSTED_ENV = "SWEEPLAB_TRUSTED"
-MODULE_PREFIX = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
-
-
-def trusted_targets() -> list[str]:
-    """sweeplab's own targets and those under the prefixes named in ``SWEEPLAB_TRUSTED``."""
-    prefixes = [p.strip() for p in os.environ.get(TRUSTED_ENV, "").split(",") if p.strip()]
-    for prefix in prefixes:
-        if not MODULE_PREFIX.fullmatch(prefix):
-            raise ConfigError(
-                f"{TRUSTED_ENV} holds {prefix!r}, which is not a module prefix: give dotted "
-                f"Python module names separated by commas, e.g. {TRUSTED_ENV}=myarch,lab.models "
-                "(each trusts that module and everything under it)."
-            )
-    return [*BUILTIN_TARGETS, *(f"{p}.*" for p in prefixes)]
-
-
-def instantiate(node: Any, key: str, **kwargs: Any) -> Any:
-    """``hydra.utils.instantiate(node)`` with errors that name the failing config key.
-
-    Nested ``_target_`` nodes are built first, one by one, so that a bad value in
-    ``model.net`` is reported as ``model.net`` rather than as ``model``.
-    """
-    if isinstance(node, DictConfig):
-        for name, child in node.items():
-            if isinstance(child, DictConfig) and "_target_" in child and name not in kwargs:
-                kwargs[str(name)] = instantiate(child, f"{key}.{name}")
-    target = node.get("_target_") if isinstance(node, DictConfig) else None
-    allowed = trusted_targets()
-    if isinstance(target, str) and not any(fnmatch.fnmatch(target, p) for p in allowed):
-        raise ConfigError(
-            f"`{key}._target_`={target!r} is not trusted: sweeplab instantiates only "
-            f"{', '.join(allowed)}. If it is your own code, name its package in the "
-            f"environment variable {TRUSTED_ENV} (comma-separated module prefixes), e.g. "
-            f"{TRUSTED_ENV}={target.split('.')[0]} python train.py ..."
-        )
-    try:
-        return hydra.utils.instantiate(node, _execution_whitelist_=allowed, **kwargs)
-    except SweeplabError:
-        raise
-    except Exception as e:  # building a configured object: its config is the cause
-        reason = (
-            str(e).strip()
-            if isinstance(e, InstantiationException | ValueError)
-            else (f"{type(e).__name__}: {e}")
-        )
-        raise ConfigError(
-            f"Invalid config at `{key}` (target {target}): {reason} Fix the value in configs/ "
-            f"or override it on the command line, e.g. {key}.<name>=<value>."
-        ) from None
-
-
-def instantiate_group(group: DictConfig | None, key: str) -> list[Any]:
-    """Instantiate every entry of a group like ``callbacks`` or ``logger``; null entries
-    are switched off, so ``callbacks.lr_monitor=null`` drops one."""
-    if not group:
-        return []
-    return [
-        instantiate(node, f"{key}.{name}")
-        for name, node in group.items()
-        if node is not None and "_target_" in node
-    ]
 
 
 def check_optimizer(cfg: DictConfig) -> None:
     """Build the optimizer on a dummy parameter, so that a bad ``lr`` or name fails now."""
     lr = cfg.model.optimizer.get("lr")
-    if not _is_number(lr) or not 0 < lr < math.inf:
+    if not is_number(lr) or not 0 < lr < math.inf:
         raise ConfigError(
             f"`model.optimizer.lr`={lr!r} is invalid: use a positive number such as 0.001."
         )
@@ -246,42 +185,10 @@ def check_logged(cfg: DictConfig, model: Any) -> None:
             )
 
 
-# What a run reports to its user as one paragraph instead of a traceback.
-USER_ERRORS = (SweeplabError, OmegaConfBaseException)
-
-
-def user_error(error: SweeplabError | OmegaConfBaseException) -> SweeplabError:
-    """One of ``USER_ERRORS`` as sweeplab's own error, ready for ``exit_with``."""
-    return error if isinstance(error, SweeplabError) else from_omegaconf(error)
-
-
-def from_omegaconf(error: OmegaConfBaseException) -> ConfigError:
-    """An OmegaConf error met while reading the config (a ``???`` value, a broken
-    ``${...}`` interpolation, a missing key), as one paragraph that names the key."""
-    key = getattr(error, "full_key", None) or "?"  # set when the whole config is resolved
-    reason = str(error).strip().splitlines()[0]
-    hint = (
-        " `model=classifier` is the base that every architecture builds on, not an "
-        "architecture: pick model=mlp, cnn or resnet."
-        if key == "model.net"
-        else ""
-    )
-    return ConfigError(
-        f"The config value at `{key}` cannot be read: {reason}.{hint} Give it a value in "
-        f"configs/ or on the command line ({key}=...); an interpolation ${{...}} must name an "
-        "existing key."
-    )
-
-
 def is_int(value: Any) -> bool:
     """An int that is not a bool (YAML's true is an int to Python)."""
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _is_number(value: Any) -> bool:
+def is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def to_plain(cfg: DictConfig) -> dict[str, Any]:
-    """The resolved config as plain Python containers."""
-    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]

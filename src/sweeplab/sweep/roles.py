@@ -1,0 +1,237 @@
+"""The two programs of a sweep, sharing one study set-up.
+
+:func:`run_command` is the process the user started: it checks the search space, records what
+the study is, runs the worker loop itself or starts the workers and watches them, and writes
+the reports. :func:`run_worker` is a worker it started (a local process or a SLURM job): it
+joins the study and runs the worker loop.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+from hydra.utils import get_method
+from omegaconf import DictConfig
+from optuna.storages import BaseStorage
+
+from sweeplab.checks import objectives
+from sweeplab.compat.optuna import experimental
+from sweeplab.errors import ConfigError
+from sweeplab.outputs import writable_dir
+from sweeplab.redaction import redact
+from sweeplab.sweep import report, workers
+from sweeplab.sweep import study as stored
+from sweeplab.sweep.algorithms import build_pruner, build_sampler
+from sweeplab.sweep.context import TrialContext
+from sweeplab.sweep.progress import SweepProgress
+from sweeplab.sweep.settings import SweepSettings, optuna_direction
+from sweeplab.sweep.space_check import check_space
+from sweeplab.sweep.spaces import LayerSpace, SearchSpace, base_overrides, format_override
+from sweeplab.sweep.storage import open_storage
+from sweeplab.sweep.wandb_study import log_study, wandb_settings
+from sweeplab.sweep.worker import Budget, Launch, Worker
+
+__all__ = ["Sweep", "run_command", "run_worker", "set_up"]
+
+log = logging.getLogger(__name__)
+
+Compose = Callable[[list[str]], DictConfig]
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """A study opened for a sweep, with what its workers need."""
+
+    settings: SweepSettings
+    config: DictConfig
+    space: SearchSpace
+    study: optuna.Study
+    storage: BaseStorage
+    budget: Budget
+    sweep_dir: Path
+
+    def worker(self, launch: Launch) -> Worker:
+        def context(number: int) -> TrialContext:
+            pruner = self.settings.pruner
+            return TrialContext(
+                study_name=self.study.study_name,
+                number=number,
+                storage=redact(self.settings.storage),
+                pruner=dict(pruner) if pruner else None,
+            )
+
+        return Worker(
+            self.study,
+            self.storage,
+            self.space,
+            launch,
+            self.budget,
+            context,
+            config=self.config,
+            reuse_repeats=self.config.get("seed") is not None,
+        )
+
+
+def set_up(
+    settings: SweepSettings,
+    config: DictConfig,
+    arguments: Sequence[str],
+    compose: Compose,
+    *,
+    check_values: bool,
+) -> Sweep:
+    """Check the sweep against the run's config, build its search space, sampler and pruner
+    (trying the space's values on the model when ``check_values``), and open the study."""
+    metric_names = _check_objectives(list(settings.directions), config)
+    if len(settings.directions) > 1:
+        _check_multi_objective(settings)
+    space = SearchSpace.from_overrides(
+        [format_override(str(k), v) for k, v in settings.params.items()] + list(arguments),
+        layers=LayerSpace.from_config(settings.layers) if settings.layers else None,
+        extend=_extender(settings.custom_search_space),
+    )
+    if check_values:
+        check_space(space, config, lambda extra: compose([*space.fixed, *extra]))
+    sampler, n_trials = build_sampler(settings.sampler, space, settings.n_trials)
+    sweep_dir = writable_dir(Path(config.hydra.sweep.dir))
+    storage = open_storage(settings.storage, settings.heartbeat)
+    study = optuna.create_study(
+        study_name=settings.study_name,
+        storage=storage,
+        sampler=sampler,
+        pruner=build_pruner(settings.pruner),
+        directions=list(settings.directions),
+        load_if_exists=True,
+    )
+    if metric_names:  # shown by reports and optuna-dashboard
+        with experimental():  # metric names: experimental since Optuna 3.2
+            study.set_metric_names(metric_names)
+    budget = Budget(n_trials, settings.n_jobs, settings.max_failure_rate)
+    return Sweep(settings, config, space, study, storage, budget, sweep_dir)
+
+
+def run_command(sweep: Sweep, launch: Launch) -> None:
+    """The sweep command: run the study to ``n_trials`` (here, or in the workers it starts),
+    then write the reports, also when it stops early."""
+    study, settings = sweep.study, sweep.settings
+    if study.trials:  # a resumed sweep: a seeded sampler would replay the first run's proposals
+        study.sampler.reseed_rng()
+    study.set_user_attr(stored.BASE_OVERRIDES, base_overrides(sweep.config, sweep.space))
+    log.info(
+        "Study %s in %s: %d of %d trials finished; sampler %s, pruner %s, %d worker(s)",
+        study.study_name,
+        redact(settings.storage),
+        stored.count_finished(study),
+        sweep.budget.n_trials,
+        type(study.sampler).__name__,
+        type(study.pruner).__name__,
+        settings.workers,
+    )
+    try:
+        if settings.workers == 1 and settings.cluster is None:
+            sweep.worker(launch).run()
+        else:
+            _start_workers(sweep)
+    finally:
+        plots = report.write_all(study, sweep.sweep_dir)
+        wandb = wandb_settings(sweep.config)
+        if wandb is not None:
+            log_study(study, sweep.sweep_dir, plots, wandb, settings.storage)
+    log.info("Results in %s", sweep.sweep_dir)
+
+
+def run_worker(sweep: Sweep, launch: Launch) -> None:
+    """One of several workers: run trials until the study is done."""
+    # Every worker's sampler starts from its own seed, or all would propose the same trials.
+    sweep.study.sampler.reseed_rng()
+    sweep.worker(launch).run()
+
+
+def _start_workers(sweep: Sweep) -> None:
+    settings, study, sweep_dir = sweep.settings, sweep.study, sweep.sweep_dir
+    progress = SweepProgress(study, sweep.budget.n_trials)
+    command = workers.worker_command(sweep_dir)
+    if settings.cluster is None:
+        log_dir = sweep_dir / "workers"
+        codes = workers.run_local(
+            command,
+            workers.local_environments(settings.workers, settings.workers_per_gpu),
+            log_dir,
+            progress.poll,
+        )
+        errors = [
+            workers.describe_exit(k, code, log_dir / f"worker_{k}.log")
+            for k, code in enumerate(codes)
+            if code != 0
+        ]
+    else:
+        if settings.storage.startswith("sqlite"):
+            log.warning(
+                "SLURM workers on a SQLite file: fine on one node, unreliable on a shared "
+                "filesystem; use a PostgreSQL storage (README: Scaling out)."
+            )
+        errors = workers.run_slurm(
+            command,
+            settings.workers,
+            settings.cluster,
+            sweep_dir / "slurm",
+            study.study_name,
+            progress.poll,
+        )
+    finished = stored.count_finished(study)
+    if finished < sweep.budget.n_trials:
+        raise workers.WorkersFailed(
+            f"The workers stopped with {finished} of {sweep.budget.n_trials} trials finished. "
+            + " ".join(redact(e) for e in errors)
+            + " Finished trials are kept; fix the cause, then run the same command again "
+            "to resume."
+        )
+    for error in errors:
+        log.warning("A worker ended badly, the others finished the study: %s", redact(error))
+
+
+def _check_objectives(directions: list[str], config: DictConfig) -> list[str]:
+    """The study must optimise the run's objectives, each the way the run ranks it; returns
+    the objectives' metric names."""
+    if config.get("optimized_metric") is None:  # another Hydra app: its return value decides
+        return []
+    metrics, wanted = objectives(config)
+    expected = [optuna_direction(d) or str(d) for d in wanted]
+    if directions != expected:
+        raise ConfigError(
+            f"`hydra.sweeper.direction`={directions} contradicts the objective: "
+            f"optimized_metric={metrics} is best {', '.join(expected)}d "
+            f"(optimized_direction={wanted}). Leave the direction to follow the objective, or "
+            "switch the objective (objective=val_acc|val_loss|acc_vs_params|acc_vs_latency)."
+        )
+    return [str(m) for m in metrics]
+
+
+def _check_multi_objective(settings: SweepSettings) -> None:
+    if settings.pruner:
+        raise ConfigError(
+            "Optuna cannot prune a trial of a multi-objective study (it has no single value "
+            "to compare per epoch), so hydra/sweeper/pruner must be none: drop the pruner "
+            "override, or optimise one objective."
+        )
+    if settings.sampler and "CmaEs" in str(settings.sampler.get("_target_", "")):
+        raise ConfigError(
+            "The CMA-ES sampler optimises one objective, but this sweep has several: use "
+            "hydra/sweeper/sampler=nsgaii (the usual choice), tpe, gp or random."
+        )
+
+
+def _extender(path: str | None) -> Callable[..., None] | None:
+    if not path:
+        return None
+    try:
+        return get_method(path)
+    except Exception as e:
+        raise ConfigError(
+            f"`hydra.sweeper.custom_search_space`={path!r} cannot be imported ({e}): give the "
+            "dotted path of a function(cfg, trial) on the Python path."
+        ) from None
