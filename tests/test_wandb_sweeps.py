@@ -15,6 +15,7 @@ from wandb.sdk.launch.sweeps.utils import create_sweep_command, create_sweep_com
 from wandb.sdk.lib import config_util
 
 from sweeplab.build import instantiate
+from sweeplab.errors import ConfigError
 from sweeplab.sweep.wandb_sweeps import wandb_sweep
 from tests.conftest import ROOT, inspect_wandb_run, sweeplab_cli
 
@@ -170,3 +171,13 @@ def test_cli_refuses_what_it_cannot_express(
     result = export("hparams_search=mlp_optuna", override, env=isolated_env)
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
     assert message in result.stderr
+
+
+def test_an_architecture_choice_is_refused_and_a_sweep_override_is_a_parameter() -> None:
+    """W&B Sweeps have no conditional parameters: the MLP's layers cannot apply to a CNN."""
+    with pytest.raises(ConfigError, match="choice model=cnn: the search also samples"):
+        wandb_sweep(ROOT / "configs", ["hparams_search=mlp_optuna", "model=choice(mlp,cnn)"])
+    definition = wandb_sweep(
+        ROOT / "configs", ["hparams_search=mlp_optuna", "model.optimizer.lr=choice(0.1,0.2)"]
+    )
+    assert definition["parameters"]["model.optimizer.lr"] == {"values": [0.1, 0.2]}

@@ -14,15 +14,10 @@ import optuna
 from omegaconf import DictConfig, OmegaConf
 
 from sweeplab.errors import ConfigError
+from sweeplab.overrides import override_key
 from sweeplab.redaction import redact
-from sweeplab.sweep import study as stored
-from sweeplab.sweep.report import (
-    RESULTS_FILE,
-    best_overrides,
-    best_trial,
-    is_multi_objective,
-    pareto_trials,
-)
+from sweeplab.sweep import queries
+from sweeplab.sweep.report import RESULTS_FILE
 from sweeplab.sweep.storage import is_journal, open_existing_storage
 
 BEST_OF = "best_of="
@@ -105,13 +100,19 @@ def _from_storage(storage: str, study_name: str | None) -> list[BestTrial]:
             )
         study_name = names[0]
     study = optuna.load_study(study_name=study_name, storage=opened)
-    best = pareto_trials(study) if is_multi_objective(study) else [best_trial(study)]
-    if not best or best[0] is None:
+    if queries.is_multi_objective(study):
+        best = queries.pareto_trials(study)
+    else:
+        best = [t for t in [queries.best_trial(study)] if t is not None]
+    if not best:
         raise ConfigError(
             f"Study {study_name} has no complete trial yet, so no best configuration."
         )
-    base = study.user_attrs.get(stored.BASE_OVERRIDES, [])
-    return [BestTrial(study_name, t.number, list(t.values), best_overrides(t, base)) for t in best]
+    base = queries.base_overrides(study)
+    return [
+        BestTrial(study_name, t.number, list(t.values), queries.best_overrides(t, base))
+        for t in best
+    ]
 
 
 def expand_best_of(argv: list[str]) -> list[str]:
@@ -130,9 +131,9 @@ def expand_best_of(argv: list[str]) -> list[str]:
     best = _pick(
         source, load_best(source), chosen_number[-1][len(TRIAL) :] if chosen_number else None
     )
-    user_keys = {_key(arg) for j, arg in enumerate(argv) if j != i and "=" in arg}
+    user_keys = {override_key(arg) for j, arg in enumerate(argv) if j != i and "=" in arg}
     named = [f"name={best.study_name}_best"]  # runs land in logs/runs/<study>_best/
-    chosen = [o for o in [*named, *best.overrides] if _key(o) not in user_keys]
+    chosen = [o for o in [*named, *best.overrides] if override_key(o) not in user_keys]
     return [*argv[: i + 1], *chosen, *argv[i + 1 :]]
 
 
@@ -152,7 +153,3 @@ def _pick(source: str, candidates: list[BestTrial], number: str | None) -> BestT
             f"{', '.join(map(str, numbers))} (the Pareto set, or the best trial)."
         )
     return candidates[numbers.index(int(number))]
-
-
-def _key(override: str) -> str:
-    return override.split("=", 1)[0].lstrip("+~")

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from omegaconf import DictConfig, OmegaConf
 
 from sweeplab.errors import ConfigError
+from sweeplab.overrides import hydra_value
 from sweeplab.redaction import MASK, redact
 
 if TYPE_CHECKING:
@@ -80,7 +81,7 @@ class TrialContext:
 
     def as_override(self) -> str:
         """The context as one Hydra override of :data:`NODE`, for the trial's launch."""
-        return f"++{NODE}={_literal(asdict(self))}"
+        return f"++{NODE}={hydra_value(asdict(self), quoted=True)}"
 
     def trial(self) -> optuna.Trial:
         """The live Optuna trial this run reports to."""
@@ -131,18 +132,3 @@ def is_pruned(error: BaseException) -> bool:
     import optuna
 
     return isinstance(error, optuna.TrialPruned)
-
-
-def _literal(value: Any) -> str:
-    """``value`` in Hydra's override grammar (strings quoted, so URLs and paths survive)."""
-    if isinstance(value, Mapping):
-        return "{" + ",".join(f"{k}:{_literal(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, list | tuple):
-        return "[" + ",".join(_literal(v) for v in value) + "]"
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"

@@ -22,6 +22,7 @@ from sweeplab.checks import objectives
 from sweeplab.compat.optuna import experimental
 from sweeplab.errors import ConfigError
 from sweeplab.outputs import writable_dir
+from sweeplab.overrides import format_override
 from sweeplab.redaction import redact
 from sweeplab.sweep import report, workers
 from sweeplab.sweep import study as stored
@@ -30,7 +31,7 @@ from sweeplab.sweep.context import TrialContext
 from sweeplab.sweep.progress import SweepProgress
 from sweeplab.sweep.settings import SweepSettings, optuna_direction
 from sweeplab.sweep.space_check import check_space
-from sweeplab.sweep.spaces import LayerSpace, SearchSpace, base_overrides, format_override
+from sweeplab.sweep.spaces import LayerSpace, SearchSpace, base_overrides
 from sweeplab.sweep.storage import open_storage
 from sweeplab.sweep.wandb_study import log_study, wandb_settings
 from sweeplab.sweep.worker import Budget, Launch, Worker
@@ -40,6 +41,7 @@ __all__ = ["Sweep", "run_command", "run_worker", "set_up"]
 log = logging.getLogger(__name__)
 
 Compose = Callable[[list[str]], DictConfig]
+IsGroup = Callable[[str], bool]
 
 
 @dataclass(frozen=True)
@@ -81,11 +83,14 @@ def set_up(
     config: DictConfig,
     arguments: Sequence[str],
     compose: Compose,
+    is_group: IsGroup,
     *,
     check_values: bool,
 ) -> Sweep:
     """Check the sweep against the run's config, build its search space, sampler and pruner
-    (trying the space's values on the model when ``check_values``), and open the study."""
+    (trying the space's values on the model when ``check_values``), and open the study.
+    ``compose`` makes a trial's config from overrides and ``is_group`` tells config groups from
+    values, both as Hydra's config loader does."""
     metric_names = _check_objectives(list(settings.directions), config)
     if len(settings.directions) > 1:
         _check_multi_objective(settings)
@@ -93,6 +98,7 @@ def set_up(
         [format_override(str(k), v) for k, v in settings.params.items()] + list(arguments),
         layers=LayerSpace.from_config(settings.layers) if settings.layers else None,
         extend=_extender(settings.custom_search_space),
+        is_group=is_group,
     )
     if check_values:
         check_space(space, config, lambda extra: compose([*space.fixed, *extra]))

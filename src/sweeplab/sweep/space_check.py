@@ -14,8 +14,18 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution
 
 from sweeplab import build, checks
 from sweeplab.errors import ConfigError
-from sweeplab.sweep.spaces import SearchSpace, format_override, grid_choices
+from sweeplab.overrides import format_override
+from sweeplab.sweep.spaces import SearchSpace, grid_choices
 
+# Until a search can give each option of a group its own space, every parameter applies to
+# every option.
+GROUP_HINT = (
+    "Every parameter of the search applies to every option of a config group that it "
+    "chooses, so a choice such as model=choice(mlp,cnn) works only with parameters that every "
+    "option has: sweep each architecture with its own search (hparams_search=mlp_optuna, "
+    "cnn_optuna, resnet_optuna) and compare the results, or choose only among options that "
+    "share their parameters."
+)
 Probe = tuple[str, dict[str, Any]]  # what is tried, in words; the key -> value overrides
 
 
@@ -27,11 +37,11 @@ def check_space(
     and the deepest stack. ``compose`` builds a trial's config for group choices."""
     if OmegaConf.select(config, "model.net") is None:
         return  # not a sweeplab training config: nothing known to build
-    base = {k: _values(d)[0] for k, d in space.params.items() if "/" not in k}
+    base = {k: _values(d)[0] for k, d in space.params.items() if k not in space.groups}
     base.update(_layer_lists(space, depth=_depths(space)[0]) if space.layers else {})
     for what, overrides in _probes(space):
         try:
-            trial_config = _apply(config, {**base, **overrides}, compose)
+            trial_config = _apply(config, {**base, **overrides}, compose, space.groups)
         except HydraException as e:  # say an option of a config group that does not exist
             raise ConfigError(
                 f"The search space can propose {what}, which Hydra cannot compose: {e}"
@@ -40,10 +50,14 @@ def check_space(
             checks.check_optimizer(trial_config)
             build.instantiate(trial_config.model, "model")
         except ConfigError as e:
+            fix = (
+                GROUP_HINT
+                if space.groups & set(overrides)
+                else "Narrow that range in hydra.sweeper.params or hydra.sweeper.layers "
+                "(configs/hparams_search/), or fix the other settings it meets."
+            )
             raise ConfigError(
-                f"The search space can propose {what}, which the run refuses: {e} Narrow "
-                "that range in hydra.sweeper.params or hydra.sweeper.layers (configs/"
-                "hparams_search/), or fix the other settings it meets."
+                f"The search space can propose {what}, which the run refuses: {e} {fix}"
             ) from None
 
 
@@ -91,12 +105,15 @@ def _layer_lists(
 
 
 def _apply(
-    config: DictConfig, overrides: dict[str, Any], compose: Callable[[list[str]], DictConfig]
+    config: DictConfig,
+    overrides: dict[str, Any],
+    compose: Callable[[list[str]], DictConfig],
+    groups: frozenset[str],
 ) -> DictConfig:
-    groups = [format_override(k, v) for k, v in overrides.items() if "/" in k]
-    trial_config = compose(groups) if groups else copy.deepcopy(config)
+    choices = [format_override(k, v) for k, v in overrides.items() if k in groups]
+    trial_config = compose(choices) if choices else copy.deepcopy(config)
     with open_dict(trial_config):
         for key, value in overrides.items():
-            if "/" not in key:
+            if key not in groups:
                 OmegaConf.update(trial_config, key, value, merge=False)
     return trial_config

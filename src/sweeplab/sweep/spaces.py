@@ -23,6 +23,7 @@ from optuna.distributions import (
 )
 
 from sweeplab.errors import ConfigError
+from sweeplab.overrides import format_override, override_key
 
 # Overrides of the sweep command that make a run a trial, not part of the configuration.
 SWEEP_ONLY_KEYS = ("hparams_search", "trial_number", "name")  # name: the study's
@@ -168,6 +169,7 @@ class SearchSpace:
     fixed: list[str] = field(default_factory=list)
     layers: LayerSpace | None = None
     extend: Callable[[Any, optuna.Trial], None] | None = None
+    groups: frozenset[str] = frozenset()  # the params that choose a config group's option
 
     @classmethod
     def from_overrides(
@@ -175,9 +177,12 @@ class SearchSpace:
         overrides: list[str],
         layers: LayerSpace | None = None,
         extend: Callable[[Any, optuna.Trial], None] | None = None,
+        is_group: Callable[[str], bool] | None = None,
     ) -> SearchSpace:
         """Split ``key=value`` and ``key=<sweep>`` overrides; a later plain value of a key
-        (say on the command line) fixes a parameter the configs made a sweep."""
+        (say on the command line) fixes a parameter the configs made a sweep. ``is_group``
+        tells config groups (``model``, ``model/optimizer``) from values: ask Hydra's config
+        loader."""
         params: dict[str, BaseDistribution] = {}
         fixed: dict[str, str] = {}
         try:
@@ -199,7 +204,8 @@ class SearchSpace:
             else:
                 fixed.pop(key, None)
                 params[key] = distribution
-        return cls(params=params, fixed=list(fixed.values()), layers=layers, extend=extend)
+        groups = frozenset(key for key in params if is_group is not None and is_group(key))
+        return cls(params, list(fixed.values()), layers, extend, groups)
 
     def grid(self) -> dict[str, list[Any]]:
         if self.layers or self.extend:
@@ -225,13 +231,6 @@ class SearchSpace:
         return sampled + [format_override(key, values) for key, values in layer_lists.items()]
 
 
-def format_override(key: str, value: Any) -> str:
-    """``key=value`` in Hydra's override grammar, lists included."""
-    if isinstance(value, list | tuple):
-        return f"{key}=[{','.join(str(v) for v in value)}]"
-    return f"{key}={value}"
-
-
 def base_overrides(config: DictConfig, space: SearchSpace) -> list[str]:
     """What every trial's sampled overrides apply to, for retraining a trial exactly: the
     group choices (model, its optimizer and scheduler, the objective whose monitor ranked the
@@ -253,7 +252,7 @@ def base_overrides(config: DictConfig, space: SearchSpace) -> list[str]:
             "hydra.searchpath", list(config.hydra.searchpath)
         )
     for override in space.fixed:
-        key = override.split("=", 1)[0].lstrip("+~")
+        key = override_key(override)
         if key not in SWEEP_ONLY_KEYS:
             base[key] = override
     return list(base.values())

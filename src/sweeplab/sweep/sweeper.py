@@ -46,15 +46,15 @@ class SweeplabOptunaSweeper(Sweeper):
 
         assert self.config is not None
         config = self.config
+        loader = self.hydra_context.config_loader
         worker_index = workers.worker_index()
         try:
             sweep = roles.set_up(
                 SweepSettings.from_config(self.settings),
                 config,
                 arguments,
-                lambda overrides: self.hydra_context.config_loader.load_sweep_config(
-                    config, overrides
-                ),
+                lambda overrides: loader.load_sweep_config(config, overrides),
+                lambda key: bool(loader.get_group_options(key)),
                 check_values=worker_index is None,  # once per sweep, by the command
             )
             role = roles.run_command if worker_index is None else roles.run_worker

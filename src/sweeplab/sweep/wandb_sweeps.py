@@ -14,12 +14,13 @@ that an option's own keys may be added).
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from optuna.distributions import (
@@ -30,18 +31,19 @@ from optuna.distributions import (
 )
 
 from sweeplab.errors import ConfigError
+from sweeplab.overrides import format_override, hydra_value, override_key
+from sweeplab.sweep.settings import optuna_direction
 from sweeplab.sweep.spaces import (
     LayerSpace,
     SearchSpace,
     base_overrides,
-    format_override,
     grid_choices,
 )
 
 # The command an agent runs: W&B's values arrive after the fixed overrides as ``++key=value``,
 # which may also add keys to a config node (a group option's own keys, like SGD's momentum).
 AGENT_COMMAND = ["${env}", "python", "${program}", "${args_override_hydra}"]
-GOALS = {"max": "maximize", "maximize": "maximize", "min": "minimize", "minimize": "minimize"}
+_ABSENT = object()
 
 
 def wandb_sweep(
@@ -60,14 +62,17 @@ def wandb_sweep(
         )
     # As the sweeper reads them: the search config's params, then the command's overrides
     # (Hydra hands a sweeper no hydra.* overrides).
-    own = [o for o in overrides if not o.lstrip("+~").startswith(("hydra.", "hydra/"))]
+    own = [o for o in overrides if not override_key(o).startswith(("hydra.", "hydra/"))]
+    searched = [format_override(str(k), v) for k, v in sweeper.get("params", {}).items()] + own
+    groups = config_groups(config_dir, [override_key(o) for o in searched])
     space = SearchSpace.from_overrides(
-        [format_override(str(k), v) for k, v in sweeper.get("params", {}).items()] + own,
+        searched,
         layers=LayerSpace.from_config(sweeper.layers) if sweeper.get("layers") else None,
+        is_group=groups.__contains__,
     )
     parameters = {
         key.replace("/", "."): _group_options(config_dir, overrides, key, dist, space)
-        if "/" in key
+        if key in space.groups
         else _parameter(key, dist)
         for key, dist in space.params.items()
     }
@@ -81,7 +86,7 @@ def wandb_sweep(
         "name": name,
         "program": program,
         "method": "bayes",
-        "metric": {"name": str(cfg.optimized_metric), "goal": GOALS[str(sweeper.direction)]},
+        "metric": {"name": str(cfg.optimized_metric), "goal": optuna_direction(sweeper.direction)},
         "parameters": parameters,
         "command": [*AGENT_COMMAND[:3], *fixed, *AGENT_COMMAND[3:]],
     }
@@ -123,6 +128,21 @@ def _group_options(
         content = OmegaConf.select(
             compose_search(config_dir, [*overrides, f"{group}={option}"]), node
         )
+        searched = [*space.params, *(space.layers.params if space.layers else [])]
+        absent = [
+            key
+            for key in searched
+            if key.startswith(node + ".")
+            and OmegaConf.select(content, key.removeprefix(node + "."), default=_ABSENT) is _ABSENT
+        ]
+        if absent:
+            raise ConfigError(
+                f"W&B Sweeps cannot express the choice {group}={option}: the search also "
+                f"samples {', '.join(absent)}, which that option does not have, and W&B Sweeps "
+                "have no conditional parameters. Export one option's search at a time (say "
+                "hparams_search=mlp_optuna and hparams_search=cnn_optuna), or use sweeplab's "
+                "own sweeper."
+            )
         missing = default - set(content)
         if missing:
             raise ConfigError(
@@ -130,7 +150,7 @@ def _group_options(
                 f"{', '.join(sorted(missing))}, which the default option sets, and W&B can only "
                 "merge values over the default. Give every option of the group the same keys."
             )
-        options.append(_hydra_value({k: v for k, v in content.items() if k not in sampled}))
+        options.append(hydra_value({k: v for k, v in content.items() if k not in sampled}))
     return {"values": options}
 
 
@@ -146,7 +166,7 @@ def _layer_stacks(layers: LayerSpace) -> dict[str, Any]:
                 key.removeprefix(parent + "."): [layer[i] for layer in combination]
                 for i, key in enumerate(per_layer)
             }
-            stacks.append(_hydra_value(lists))
+            stacks.append(hydra_value(lists))
     return {parent: {"values": stacks}}
 
 
@@ -161,19 +181,10 @@ def _common_parent(keys: list[str]) -> str:
     return parents.pop()
 
 
-def _hydra_value(value: Any) -> str:
-    """``value`` in Hydra's override grammar (dicts, lists, booleans, numbers, strings)."""
-    if isinstance(value, Mapping):
-        return "{" + ", ".join(f"{k}: {_hydra_value(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_hydra_value(v) for v in value) + "]"
-    if isinstance(value, bool):
-        return str(value).lower()
-    return str(value)
-
-
 def compose_search(config_dir: Path, overrides: list[str]) -> DictConfig:
-    """The ``train`` config with its ``hydra`` node, composed as a sweep would compose it."""
+    """The ``train`` config with its ``hydra`` node, composed as a sweep would compose it
+    (its sweep overrides, say ``model=choice(mlp,cnn)``, left to the search space)."""
+    overrides = [o for o in overrides if not _is_sweep(o)]
     if not (config_dir / "train.yaml").is_file():
         raise ConfigError(
             f"{config_dir} holds no train.yaml: run from the project root, or pass its "
@@ -184,6 +195,21 @@ def compose_search(config_dir: Path, overrides: list[str]) -> DictConfig:
             return compose("train", overrides=overrides, return_hydra_config=True)
     except HydraException as e:
         raise ConfigError(f"Cannot compose the sweep's config: {e}") from None
+
+
+def _is_sweep(override: str) -> bool:
+    try:
+        [parsed] = OverridesParser.create().parse_overrides([override])
+    except Exception:  # composing reports it, with Hydra's message
+        return False
+    return parsed.is_sweep_override()
+
+
+def config_groups(config_dir: Path, keys: list[str]) -> set[str]:
+    """Those of ``keys`` that name config groups of ``config_dir``, as Hydra knows them."""
+    with initialize_config_dir(str(config_dir.resolve())):
+        loader = GlobalHydra.instance().config_loader()
+        return {key for key in keys if loader.get_group_options(key)}
 
 
 def to_yaml(definition: dict[str, Any], command_line: str) -> str:
