@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import platform
 import subprocess
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from sweeplab.files import write_text_atomic
 
 METRICS_FILE = "metrics.json"
 TRACKED_PACKAGES = ("torch", "pytorch-lightning", "torchmetrics", "hydra-core", "optuna", "wandb")
@@ -45,11 +46,8 @@ def environment() -> dict[str, Any]:
 
 def write(run_dir: Path, record: dict[str, Any]) -> Path:
     """Write ``metrics.json`` atomically: a killed run never leaves half a file."""
-    path = run_dir / METRICS_FILE
-    tmp = path.with_name(f".{METRICS_FILE}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(_json_safe(record), indent=2) + "\n")
-    os.replace(tmp, path)
-    return path
+    text = json.dumps(_json_safe(record), indent=2) + "\n"
+    return write_text_atomic(run_dir / METRICS_FILE, text)
 
 
 def read(run_dir: Path) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from sweeplab.data.batches import TensorBatches, random_crop_and_flip
 from sweeplab.data.idx import download, file_digest, find_idx_file, read_images_and_labels
 from sweeplab.data.split import stratified_split
 from sweeplab.errors import ConfigError, DataError
+from sweeplab.files import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -320,14 +321,12 @@ def _read_cache(cache: Path, digests: dict[str, str]) -> LabelledImages | None:
 def _write_cache(cache: Path, data: LabelledImages) -> None:
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_name(cache.name + f".{os.getpid()}.tmp")
         state = {
             "version": CACHE_VERSION,
             "images": data.images,
             "labels": data.labels,
             "sha256": data.sha256,
         }
-        torch.save(state, tmp)
-        os.replace(tmp, cache)
+        write_atomic(cache, lambda tmp: torch.save(state, tmp))
     except OSError as e:  # caching is an optimisation: a failure costs time, not the run
         log.warning("Could not write the dataset cache %s (%s)", cache, e)

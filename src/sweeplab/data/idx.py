@@ -9,10 +9,8 @@ import contextlib
 import gzip
 import hashlib
 import http.client
-import os
 import socket
 import struct
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -23,6 +21,7 @@ import numpy as np
 import torch
 
 from sweeplab.errors import DataError
+from sweeplab.files import write_atomic
 
 IMAGES_MAGIC = 2051  # 0x00000803: unsigned bytes, 3 dimensions
 LABELS_MAGIC = 2049  # 0x00000801: unsigned bytes, 1 dimension
@@ -160,10 +159,9 @@ def download(
 
 
 def _fetch_verified(url: str, destination: Path, md5: str, timeout: float) -> None:
-    digest = hashlib.md5()
-    fd, tmp_name = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.")
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
+    def fetch(tmp: Path) -> None:  # raising keeps the temporary file from ``destination``
+        digest = hashlib.md5()
+        with tmp.open("wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
             expected = resp.headers.get("Content-Length")
             received = 0
             for chunk in iter(lambda: resp.read(1 << 20), b""):
@@ -174,7 +172,5 @@ def _fetch_verified(url: str, destination: Path, md5: str, timeout: float) -> No
             raise http.client.IncompleteRead(b"", int(expected) - received)  # dropped: retry
         if digest.hexdigest() != md5:
             raise ValueError(f"MD5 {digest.hexdigest()} does not match the official {md5}")
-        os.replace(tmp_name, destination)
-    finally:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
+
+    write_atomic(destination, fetch)

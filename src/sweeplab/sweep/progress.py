@@ -13,7 +13,7 @@ import time
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from sweeplab.sweep import study as stored
+from sweeplab.sweep import queries
 
 log = logging.getLogger(__name__)
 
@@ -46,13 +46,13 @@ class SweepProgress:
         self.study = study
         self.n_trials = n_trials
         self.started = time.monotonic()
-        self.finished_at_start = stored.count_finished(study)
+        self.finished_at_start = queries.count_finished(study)
         self.reported = {t.number for t in self._ended()}
 
     def trial_finished(self, number: int) -> str:
         """Log the line of trial ``number``, which has just ended."""
         self.reported.add(number)
-        line = self.line(self.study.get_trials(deepcopy=False)[number])
+        line = self.line(queries.trial(self.study, number))
         log.info(line)
         return line
 
@@ -63,11 +63,7 @@ class SweepProgress:
 
     def line(self, trial: FrozenTrial) -> str:
         # finished as of this trial's end, so lines printed late (by a watcher) still count up
-        finished = sum(
-            1
-            for t in self.study.get_trials(deepcopy=False, states=stored.FINISHED)
-            if t.datetime_complete <= trial.datetime_complete
-        )
+        finished = queries.finished_by(self.study, trial.datetime_complete)
         elapsed = time.monotonic() - self.started
         done_here = finished - self.finished_at_start
         left = (
@@ -76,14 +72,12 @@ class SweepProgress:
             else "?"
         )
         value = format_values(trial.values)
-        if len(self.study.directions) > 1:
-            best_text = f"Pareto set {len(self.study.best_trials)} trial(s)"
-        else:
-            try:
-                best = self.study.best_trial
-                best_text = f"best {best.value:.4f} (trial {best.number})"
-            except ValueError:  # no complete trial yet
-                best_text = "best -"
+        if queries.is_multi_objective(self.study):
+            best_text = f"Pareto set {len(queries.pareto_trials(self.study))} trial(s)"
+        elif (best := queries.best_trial(self.study)) is not None:
+            best_text = f"best {best.value:.4f} (trial {best.number})"
+        else:  # no complete trial yet
+            best_text = "best -"
         state = STATE_WORDS.get(trial.state, trial.state.name.lower())
         return (
             f"Trial {trial.number} {state}: value {value} | {best_text} | "
@@ -92,8 +86,4 @@ class SweepProgress:
         )
 
     def _ended(self) -> list[FrozenTrial]:
-        return [
-            t
-            for t in self.study.get_trials(deepcopy=False)
-            if t.state.is_finished() and not t.user_attrs.get(stored.SURPLUS)
-        ]
+        return [t for t in queries.reported_trials(self.study) if t.state.is_finished()]

@@ -1,18 +1,17 @@
 """The study as sweeplab stores it: the attribute names every worker, report and tool reads,
-and the outcomes a worker records. One place, so the storage layout is defined once."""
+and the outcomes a worker records. One place, so the storage layout is defined once; reading
+a study is queries.py's."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 import math
-import warnings
 from typing import Any
 
 import optuna
 from hydra.core.utils import JobReturn, JobStatus
-from optuna.storages import RetryHeartbeatStaleTrialCallback
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import TrialState
 
 log = logging.getLogger(__name__)
 
@@ -27,51 +26,30 @@ WORKER = "worker"  # host:pid (and SLURM job) of the worker that ran the trial
 SURPLUS = "surplus"  # asked by a worker after the study had its n_trials: never run
 EPOCHS = "epochs"  # validation epochs run, where Optuna keeps no per-epoch values
 
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)  # what counts towards n_trials
-LOST_WORKER = "its worker stopped sending heartbeats (killed, out of memory or node lost)"
+# Reads of a study (counts, errors, retries, ...) are queries.py's. These names were here
+# before it, and worker.py, sweeper.py and some tests still read them here: until they import
+# queries, this module hands them on (lazily, as queries.py imports this module).
+_MOVED_TO_QUERIES = frozenset(
+    {
+        "FINISHED",
+        "LOST_WORKER",
+        "count",
+        "count_finished",
+        "epochs_run",
+        "error_of",
+        "failures_since",
+        "ran",
+        "retry_of",
+    }
+)
 
 
-def count(study: optuna.Study, *states: TrialState) -> int:
-    return len(study.get_trials(deepcopy=False, states=states))
+def __getattr__(name: str) -> Any:
+    if name in _MOVED_TO_QUERIES:
+        from sweeplab.sweep import queries
 
-
-def count_finished(study: optuna.Study) -> int:
-    return count(study, *FINISHED)
-
-
-def epochs_run(trial: FrozenTrial) -> int:
-    """Validation epochs the trial ran (its reported values, or the count kept for a
-    multi-objective trial, which Optuna takes no per-epoch values from)."""
-    return len(trial.intermediate_values) or int(trial.user_attrs.get(EPOCHS, 0))
-
-
-def retry_of(trial: FrozenTrial) -> int | None:
-    """The trial a heartbeat retry re-runs (Optuna records it), or ``None``."""
-    with warnings.catch_warnings():  # experimental since Optuna 2.8, still public
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return RetryHeartbeatStaleTrialCallback.retried_trial_number(trial)
-
-
-def error_of(trial: FrozenTrial) -> str | None:
-    """Why a failed trial failed, or ``None`` for one that did not fail or was never run."""
-    if trial.state != TrialState.FAIL or trial.user_attrs.get(SURPLUS):
-        return None
-    return trial.user_attrs.get(ERROR, LOST_WORKER)
-
-
-def ran(trial: FrozenTrial) -> bool:
-    """Whether the trial was trained (not a reused duplicate, not a surplus ask)."""
-    return DUPLICATE_OF not in trial.user_attrs and not trial.user_attrs.get(SURPLUS)
-
-
-def failures_since(study: optuna.Study, first_number: int) -> list[FrozenTrial]:
-    """Trials from ``first_number`` on that failed with an error of their own (a lost worker
-    is retried instead, and is not the configuration's fault)."""
-    return [
-        t
-        for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
-        if t.number >= first_number and ERROR in t.user_attrs
-    ]
+        return getattr(queries, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def record(study: optuna.Study, trial: optuna.Trial, job: JobReturn) -> str | None:

@@ -14,17 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from sweeplab import tracking
 from sweeplab.redaction import redact
-from sweeplab.sweep import study as stored
-from sweeplab.sweep.report import (
-    best_overrides,
-    best_trial,
-    is_multi_objective,
-    objective_names,
-    pareto_trials,
-    reported_trials,
-    trial_rows,
-    value_columns,
-)
+from sweeplab.sweep import queries
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +42,8 @@ def log_study(
         return
     # One run per study and storage: re-running (resuming) a sweep updates the same run.
     run_id = hashlib.sha1(f"{study.study_name}@{redact(storage)}".encode()).hexdigest()[:16]
-    trials, best = reported_trials(study), best_trial(study)
-    base = study.user_attrs.get(stored.BASE_OVERRIDES, [])
+    trials, best = queries.reported_trials(study), queries.best_trial(study)
+    base = queries.base_overrides(study)
     try:
         run = wandb.init(
             project=settings.get("project"),
@@ -70,7 +60,7 @@ def log_study(
                 "job_type": "study",
                 "study_name": study.study_name,
                 "directions": [d.name.lower() for d in study.directions],
-                "objectives": objective_names(study),
+                "objectives": queries.objective_names(study),
                 "sampler": type(study.sampler).__name__,
                 "pruner": type(study.pruner).__name__,
                 "storage": redact(storage),
@@ -81,31 +71,30 @@ def log_study(
         log.warning("Could not start the study's W&B run: %s", e)
         return
     try:
-        header, rows = trial_rows(trials, value_columns(study))
+        header, rows = queries.trial_rows(trials, queries.value_columns(study))
         record: dict[str, Any] = {
             "trials": wandb.Table(columns=header, data=rows, allow_mixed_types=True),
             **{f"plots/{p.stem}": wandb.Image(str(p)) for p in plots},
         }
         run.log(record)
+        counts = queries.state_counts(trials)
         run.summary.update(
             {
                 "trials_total": len(trials),
-                **{
-                    f"trials_{state}": sum(t.state.name.lower() == state for t in trials)
-                    for state in ("complete", "pruned", "fail")
-                },
+                **{f"trials_{state}": counts[state] for state in ("complete", "pruned", "fail")},
             }
         )
-        if is_multi_objective(study):
-            pareto = pareto_trials(study)
-            names = objective_names(study)
+        if queries.is_multi_objective(study):
+            pareto = queries.pareto_trials(study)
+            names = queries.objective_names(study)
             run.summary["pareto_trials"] = [t.number for t in pareto]
             run.log(
                 {
                     "pareto": wandb.Table(
                         columns=["number", *names, "overrides"],
                         data=[
-                            [t.number, *t.values, " ".join(best_overrides(t, base))] for t in pareto
+                            [t.number, *t.values, " ".join(queries.best_overrides(t, base))]
+                            for t in pareto
                         ],
                     )
                 }
@@ -116,7 +105,7 @@ def log_study(
                     "best_trial": best.number,
                     "best_value": best.value,
                     "best_params": best.params,
-                    "best_overrides": " ".join(best_overrides(best, base)),
+                    "best_overrides": " ".join(queries.best_overrides(best, base)),
                 }
             )
         run.finish()

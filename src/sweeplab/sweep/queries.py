@@ -1,0 +1,220 @@
+"""Every read of a study: the best trial, the Pareto set, counts, the trials a report shows and
+their table rows, and what a trial's stored attributes mean (its error, retry, epochs).
+
+One module, so the sweeper, the workers, the progress lines, the result files and the W&B
+study run all read a study the same way; writers (study.py, report.py) only write. The stored
+attribute names themselves are in study.py.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import optuna
+from optuna.storages import RetryHeartbeatStaleTrialCallback
+from optuna.trial import FrozenTrial, TrialState
+
+from sweeplab.compat.optuna import experimental
+from sweeplab.sweep import study as stored
+
+__all__ = [
+    "FINISHED",
+    "LOST_WORKER",
+    "base_overrides",
+    "best_overrides",
+    "best_trial",
+    "complete_trials",
+    "count",
+    "count_finished",
+    "duration_s",
+    "epochs_run",
+    "epochs_total",
+    "error_of",
+    "failures_since",
+    "finished_by",
+    "is_multi_objective",
+    "objective_names",
+    "param_names",
+    "pareto_trials",
+    "ran",
+    "reported_trials",
+    "retry_of",
+    "state_counts",
+    "trial",
+    "trial_rows",
+    "value_columns",
+]
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)  # what counts towards n_trials
+LOST_WORKER = "its worker stopped sending heartbeats (killed, out of memory or node lost)"
+
+
+# The study.
+
+
+def is_multi_objective(study: optuna.Study) -> bool:
+    return len(study.directions) > 1
+
+
+def objective_names(study: optuna.Study) -> list[str]:
+    """The objectives' metric names (``value`` for an unnamed single objective)."""
+    with experimental():  # metric names: experimental since Optuna 3.2
+        names = study.metric_names
+    return names or (
+        ["value"]
+        if len(study.directions) == 1
+        else [f"value_{i}" for i in range(len(study.directions))]
+    )
+
+
+def value_columns(study: optuna.Study) -> list[str]:
+    """Column names of the trials' values in tables: ``value``, or one per objective."""
+    return objective_names(study) if is_multi_objective(study) else ["value"]
+
+
+def base_overrides(study: optuna.Study) -> list[str]:
+    """What every trial's overrides apply to (model, objective, ...), as stored at creation."""
+    return list(study.user_attrs.get(stored.BASE_OVERRIDES, []))
+
+
+def best_trial(study: optuna.Study) -> FrozenTrial | None:
+    """The best complete trial of a single-objective study; ``None`` before the first one,
+    and for a multi-objective study (see :func:`pareto_trials`)."""
+    try:
+        return study.best_trial
+    except (ValueError, RuntimeError):  # no complete trial yet, or several objectives
+        return None
+
+
+def pareto_trials(study: optuna.Study) -> list[FrozenTrial]:
+    """The non-dominated complete trials of a multi-objective study, by number."""
+    return sorted(study.best_trials, key=lambda t: t.number)
+
+
+def trial(study: optuna.Study, number: int) -> FrozenTrial:
+    """Trial ``number`` as stored now (a study numbers its trials 0, 1, ... in order)."""
+    return study.get_trials(deepcopy=False)[number]
+
+
+def complete_trials(study: optuna.Study) -> list[FrozenTrial]:
+    """The trials with values (reused duplicates included), by number."""
+    return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+
+
+def count(study: optuna.Study, *states: TrialState) -> int:
+    """Trials in any of ``states`` (surplus asks included: they are FAIL)."""
+    return len(study.get_trials(deepcopy=False, states=states))
+
+
+def count_finished(study: optuna.Study) -> int:
+    """Trials that count towards ``n_trials``: complete or pruned."""
+    return count(study, *FINISHED)
+
+
+def finished_by(study: optuna.Study, when: datetime) -> int:
+    """Trials complete or pruned at ``when`` (so a line printed late still counts up)."""
+    return sum(
+        1
+        for t in study.get_trials(deepcopy=False, states=FINISHED)
+        if t.datetime_complete is not None and t.datetime_complete <= when
+    )
+
+
+def failures_since(study: optuna.Study, first_number: int) -> list[FrozenTrial]:
+    """Trials from ``first_number`` on that failed with an error of their own (a lost worker
+    is retried instead, and is not the configuration's fault)."""
+    return [
+        t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+        if t.number >= first_number and stored.ERROR in t.user_attrs
+    ]
+
+
+def reported_trials(study: optuna.Study) -> list[FrozenTrial]:
+    """Every trial but surplus asks (two workers racing for the last place), never run."""
+    return [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get(stored.SURPLUS)]
+
+
+# One trial.
+
+
+def epochs_run(trial: FrozenTrial) -> int:
+    """Validation epochs the trial ran (its reported values, or the count kept for a
+    multi-objective trial, which Optuna takes no per-epoch values from)."""
+    return len(trial.intermediate_values) or int(trial.user_attrs.get(stored.EPOCHS, 0))
+
+
+def retry_of(trial: FrozenTrial) -> int | None:
+    """The trial a heartbeat retry re-runs (Optuna records it), or ``None``."""
+    with experimental():  # since Optuna 2.8, still public
+        return RetryHeartbeatStaleTrialCallback.retried_trial_number(trial)
+
+
+def error_of(trial: FrozenTrial) -> str | None:
+    """Why a failed trial failed, or ``None`` for one that did not fail or was never run."""
+    if trial.state != TrialState.FAIL or trial.user_attrs.get(stored.SURPLUS):
+        return None
+    return trial.user_attrs.get(stored.ERROR, LOST_WORKER)
+
+
+def ran(trial: FrozenTrial) -> bool:
+    """Whether the trial was trained (not a reused duplicate, not a surplus ask)."""
+    return stored.DUPLICATE_OF not in trial.user_attrs and not trial.user_attrs.get(stored.SURPLUS)
+
+
+def best_overrides(trial: FrozenTrial, base: list[str]) -> list[str]:
+    """The overrides that retrain ``trial``: the study's ``base`` ones, then the sampled."""
+    return [*base, *trial.user_attrs.get(stored.OVERRIDES, [])]
+
+
+def duration_s(trial: FrozenTrial) -> float | None:
+    """Seconds from start to end, to 0.1 s; ``None`` for a trial not started or not ended."""
+    if trial.datetime_start and trial.datetime_complete:
+        return round((trial.datetime_complete - trial.datetime_start).total_seconds(), 1)
+    return None
+
+
+# Several trials.
+
+
+def state_counts(trials: list[FrozenTrial]) -> dict[str, int]:
+    """Trials per state, by lower-case state name, every state listed (0 for none)."""
+    counts = {state.name.lower(): 0 for state in TrialState}
+    for trial in trials:
+        counts[trial.state.name.lower()] += 1
+    return counts
+
+
+def epochs_total(trials: list[FrozenTrial]) -> int:
+    """Validation epochs run by the trials together: what pruning saves."""
+    return sum(epochs_run(t) for t in trials)
+
+
+def param_names(trials: list[FrozenTrial]) -> list[str]:
+    """Every parameter any of the trials has, in the order first seen."""
+    names: dict[str, None] = {}
+    for trial in trials:
+        names.update(dict.fromkeys(trial.params))
+    return list(names)
+
+
+def trial_rows(
+    trials: list[FrozenTrial], objectives: list[str]
+) -> tuple[list[str], list[list[Any]]]:
+    """One row per trial: number, state, the value of each objective, epochs, duration, every
+    parameter ("" where a trial does not have it), error, duplicate_of, retry_of, worker.
+    The table of trials.csv and of the W&B study run."""
+    params = param_names(trials)
+    header = ["number", "state", *objectives, "epochs", "duration_s", *params]
+    header += ["error", "duplicate_of", "retry_of", "worker"]
+    rows = []
+    for t in trials:
+        row = [t.number, t.state.name, *(t.values or [None] * len(objectives))]
+        row += [epochs_run(t), duration_s(t)]
+        row += [t.params.get(name, "") for name in params]  # "" = inactive parameter
+        row += [error_of(t) or "", t.user_attrs.get(stored.DUPLICATE_OF, "")]
+        retry = retry_of(t)
+        row += ["" if retry is None else retry, t.user_attrs.get(stored.WORKER, "")]
+        rows.append(row)
+    return header, rows
