@@ -1,4 +1,5 @@
 """Throughput of one sweep run with 1 worker, 2 workers, joblib batches of 2, and 3 workers
+from sweeplab.sweep import queries  # noqa: E402
 on PostgreSQL: finished trials per hour and the share of worker time spent outside trials.
 
 python benchmarks/workers.py --data-dir ../shared/fashion-mnist
@@ -26,7 +27,7 @@ import optuna
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sweeplab.sweep import study as stored  # noqa: E402
+from sweeplab.sweep import queries  # noqa: E402
 
 SWEEP = (
     "hparams_search=cnn_optuna",
@@ -56,13 +57,13 @@ def run(name: str, data_dir: str, logs: Path, env: dict[str, str], *extra: str) 
     if done.returncode:
         raise SystemExit(f"{name} failed:\n{done.stderr[-3000:]}")
     study = optuna.load_study(study_name=name, storage=storage)
-    trials = [t for t in study.trials if stored.ran(t) and t.datetime_complete]
+    trials = [t for t in study.trials if queries.ran(t) and t.datetime_complete]
     busy = sum(_time_in_trial(logs / "sweeps" / name / f"trial_{t.number}") for t in trials)
     return {
         "name": name,
         "wall": wall,
-        "finished": stored.count_finished(study),
-        "pruned": stored.count(study, optuna.trial.TrialState.PRUNED),
+        "finished": queries.count_finished(study),
+        "pruned": queries.count(study, optuna.trial.TrialState.PRUNED),
         "epochs": sum(len(t.intermediate_values) for t in trials),
         "busy": busy,
     }

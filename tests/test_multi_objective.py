@@ -12,8 +12,12 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
+from sweeplab.sweep import queries
 from sweeplab.sweep import study as stored
 from tests.conftest import QUICK, ROOT, load_study, run_entry, sweep, sweeplab_cli
+
+# Every test here runs a sweep, train.py or the CLI as a process: CI only.
+pytestmark = pytest.mark.slow
 
 MULTI = (
     "hparams_search=cnn_optuna",
@@ -57,7 +61,7 @@ def test_pareto_sweep_and_retraining_a_pareto_trial(
             record["metrics"]["model/params"],
         ]
     assert (sweep_dir / "pareto_front.png").is_file()
-    assert results.epochs_total == sum(1 for t in study.trials if stored.ran(t))
+    assert results.epochs_total == sum(1 for t in study.trials if queries.ran(t))
 
     listed = sweeplab_cli("best", str(sweep_dir), env=isolated_env)
     assert listed.returncode == 0 and f"Pareto set of {len(solutions)} trials" in listed.stdout

@@ -227,16 +227,6 @@ def test_duration_of_a_trial_not_ended_is_none() -> None:
     assert queries.duration_s(queries.trial(study, running.number)) is None
 
 
-def test_study_module_hands_on_the_names_that_moved() -> None:
-    assert stored.count_finished is queries.count_finished
-    assert stored.FINISHED == queries.FINISHED and stored.LOST_WORKER == queries.LOST_WORKER
-    from sweeplab.sweep.study import failures_since
-
-    assert failures_since is queries.failures_since
-    with pytest.raises(AttributeError, match="no_such_name"):
-        stored.no_such_name  # noqa: B018
-
-
 def test_progress_lines_read_the_study_through_queries(single: optuna.Study) -> None:
     from sweeplab.sweep.progress import SweepProgress
 

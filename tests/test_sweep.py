@@ -17,7 +17,7 @@ import pytest
 from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
-from sweeplab.sweep import study as stored
+from sweeplab.sweep import queries
 from tests.conftest import (
     QUICK,
     ROOT,
@@ -27,6 +27,9 @@ from tests.conftest import (
     sweep,
     sweeplab_cli,
 )
+
+# Every test here runs sweeps, train.py or the CLI as processes: CI only.
+pytestmark = pytest.mark.slow
 
 
 def states(study: optuna.Study) -> list[str]:
@@ -82,7 +85,9 @@ def test_mlp_sweep_writes_results_and_logs_trials_to_wandb(
     assert len(wandb_runs) == 3
     run = inspect_wandb_run(wandb_runs[1], isolated_env)
     assert run["config"]["group"] == "mlp_optuna" and run["config"]["job_type"] == "trial"
-    assert run["config"]["trial_number"] in (0, 1, 2) and run["summary"]["state"] == "complete"
+    assert (
+        run["config"]["sweep_trial.number"] in (0, 1, 2) and run["summary"]["state"] == "complete"
+    )
 
     # one more W&B run holds the study: its trials table, best configuration and plots
     [study_run] = sweep_dir.glob("wandb/offline-run-*")
@@ -207,8 +212,8 @@ def test_killed_sweep_resumes_without_losing_or_duplicating(
         TrialState.FAIL,
         TrialState.COMPLETE,
     ]
-    assert stored.error_of(trials[2]) == stored.LOST_WORKER  # failed by Optuna's heartbeat check
-    assert trials[3].params == trials[2].params and stored.retry_of(trials[3]) == 2
+    assert queries.error_of(trials[2]) == queries.LOST_WORKER  # failed by Optuna's heartbeat check
+    assert trials[3].params == trials[2].params and queries.retry_of(trials[3]) == 2
     assert [t.params for t in trials[:2]] == [t.params for t in killed.trials[:2]]
 
 

@@ -11,6 +11,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from optuna.trial import TrialState
 
 from sweeplab.errors import TrainingDiverged
+from sweeplab.sweep import queries
 from sweeplab.sweep import study as stored
 from sweeplab.sweep.context import NODE, TrialContext
 from sweeplab.sweep.spaces import SearchSpace
@@ -69,7 +70,7 @@ def test_a_place_taken_by_another_worker_is_not_run_twice(tmp_path: Path) -> Non
     assert w._claim(1) == []  # a third ask is over the budget: closed unrun
     surplus = w.study.trials[-1]
     assert surplus.state == TrialState.FAIL and surplus.user_attrs[stored.SURPLUS]
-    assert stored.error_of(surplus) is None and not stored.ran(surplus)
+    assert queries.error_of(surplus) is None and not queries.ran(surplus)
     assert w.study.trials[elsewhere.number].state == TrialState.RUNNING
 
 
@@ -81,4 +82,4 @@ def test_failures_stop_the_sweep_past_the_rate_and_pruned_trials_count(tmp_path:
         w.run()
     states = [t.state for t in w.study.trials]
     assert states == [TrialState.PRUNED, TrialState.FAIL, TrialState.COMPLETE, TrialState.FAIL]
-    assert stored.error_of(w.study.trials[1]) == "TrainingDiverged: loss is nan"
+    assert queries.error_of(w.study.trials[1]) == "TrainingDiverged: loss is nan"

@@ -16,10 +16,14 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from sweeplab.sweep import queries
 from sweeplab.sweep import study as stored
 from sweeplab.sweep.storage import open_storage
 from tests.conftest import QUICK, ROOT, inspect_wandb_run, load_study, sweep, sweeplab_cli
 from tests.services import PostgresServer, SlurmCluster
+
+# Every test here runs sweep processes (some on PostgreSQL or SLURM): CI only.
+pytestmark = pytest.mark.slow
 
 MLP = ("hparams_search=mlp_optuna", "trainer.max_epochs=1")
 PASSWORD = "s3cret-pw"
@@ -48,15 +52,15 @@ def start_worker(
 
 
 def ran_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    return [t for t in study.trials if stored.ran(t)]
+    return [t for t in study.trials if queries.ran(t)]
 
 
 def check_study_done(study: optuna.Study, sweep_dir: Path, n_trials: int) -> None:
     """Exactly n_trials finished, nothing left running, and every trained trial has its own
     run directory (so no trial ran twice)."""
-    assert stored.count_finished(study) == n_trials
-    assert stored.count(study, TrialState.RUNNING, TrialState.WAITING) == 0
-    trained = [t for t in ran_trials(study) if t.state in stored.FINISHED]
+    assert queries.count_finished(study) == n_trials
+    assert queries.count(study, TrialState.RUNNING, TrialState.WAITING) == 0
+    trained = [t for t in ran_trials(study) if t.state in queries.FINISHED]
     assert sorted(p.name for p in sweep_dir.glob("trial_*") if (p / "metrics.json").is_file()) == (
         sorted(f"trial_{t.number}" for t in trained)
     )
@@ -155,7 +159,7 @@ def test_processes_on_postgresql_run_exactly_n_trials(
         [run_dir] = (sweep_dir / f"trial_{trial.number}").glob("wandb/offline-run-*")
         run = inspect_wandb_run(run_dir, env)
         assert run["config"]["group"] == "mlp_optuna"
-        assert run["config"]["trial_number"] == trial.number
+        assert run["config"]["sweep_trial.number"] == trial.number
     assert f"postgres:***@127.0.0.1:{postgres.port}" in str(run["config"])
 
     # the password is nowhere sweeplab (or Hydra, given the env variable) wrote
@@ -201,11 +205,11 @@ def test_a_killed_worker_s_trial_fails_by_heartbeat_and_is_retried(
     [killed] = running
     trials = optuna.load_study(study_name="mlp_optuna", storage=url).trials
     assert trials[killed.number].state == TrialState.FAIL
-    assert stored.error_of(trials[killed.number]) == stored.LOST_WORKER
-    [retry] = [t for t in trials if stored.retry_of(t) == killed.number]
+    assert queries.error_of(trials[killed.number]) == queries.LOST_WORKER
+    [retry] = [t for t in trials if queries.retry_of(t) == killed.number]
     assert retry.params == killed.params and retry.state == TrialState.COMPLETE
-    assert stored.count_finished(study) == 4
-    assert stored.count(study, TrialState.RUNNING, TrialState.WAITING) == 0
+    assert queries.count_finished(study) == 4
+    assert queries.count(study, TrialState.RUNNING, TrialState.WAITING) == 0
 
 
 def _has_study(url: str) -> bool:

@@ -24,7 +24,7 @@ from sweeplab.errors import ConfigError
 from sweeplab.outputs import writable_dir
 from sweeplab.overrides import format_override
 from sweeplab.redaction import redact
-from sweeplab.sweep import report, workers
+from sweeplab.sweep import queries, report, workers
 from sweeplab.sweep import study as stored
 from sweeplab.sweep.algorithms import build_pruner, build_sampler
 from sweeplab.sweep.context import TrialContext
@@ -131,7 +131,7 @@ def run_command(sweep: Sweep, launch: Launch) -> None:
         "Study %s in %s: %d of %d trials finished; sampler %s, pruner %s, %d worker(s)",
         study.study_name,
         redact(settings.storage),
-        stored.count_finished(study),
+        queries.count_finished(study),
         sweep.budget.n_trials,
         type(study.sampler).__name__,
         type(study.pruner).__name__,
@@ -188,7 +188,7 @@ def _start_workers(sweep: Sweep) -> None:
             study.study_name,
             progress.poll,
         )
-    finished = stored.count_finished(study)
+    finished = queries.count_finished(study)
     if finished < sweep.budget.n_trials:
         raise workers.WorkersFailed(
             f"The workers stopped with {finished} of {sweep.budget.n_trials} trials finished. "

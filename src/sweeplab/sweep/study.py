@@ -26,32 +26,10 @@ WORKER = "worker"  # host:pid (and SLURM job) of the worker that ran the trial
 SURPLUS = "surplus"  # asked by a worker after the study had its n_trials: never run
 EPOCHS = "epochs"  # validation epochs run, where Optuna keeps no per-epoch values
 
+
 # Reads of a study (counts, errors, retries, ...) are queries.py's. These names were here
 # before it, and worker.py, sweeper.py and some tests still read them here: until they import
 # queries, this module hands them on (lazily, as queries.py imports this module).
-_MOVED_TO_QUERIES = frozenset(
-    {
-        "FINISHED",
-        "LOST_WORKER",
-        "count",
-        "count_finished",
-        "epochs_run",
-        "error_of",
-        "failures_since",
-        "ran",
-        "retry_of",
-    }
-)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _MOVED_TO_QUERIES:
-        from sweeplab.sweep import queries
-
-        return getattr(queries, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 def record(study: optuna.Study, trial: optuna.Trial, job: JobReturn) -> str | None:
     """Record a finished job's outcome on its trial; return the error of a failed one."""
     error: str | None = None

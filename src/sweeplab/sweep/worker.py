@@ -27,6 +27,7 @@ from optuna.trial import TrialState
 from sweeplab.compat.optuna import experimental, trial_id
 from sweeplab.errors import SweeplabError
 from sweeplab.redaction import redact
+from sweeplab.sweep import queries
 from sweeplab.sweep import study as stored
 from sweeplab.sweep.context import TrialContext, handing_over
 from sweeplab.sweep.progress import SweepProgress
@@ -100,11 +101,11 @@ class Worker:
             if self.heartbeat:
                 with experimental():  # since Optuna 2.9, still public
                     fail_stale_trials(self.study)  # dead workers' trials: failed, retry queued
-            finished = stored.count_finished(self.study)
-            running = stored.count(self.study, TrialState.RUNNING)
+            finished = queries.count_finished(self.study)
+            running = queries.count(self.study, TrialState.RUNNING)
             if finished >= self.budget.n_trials:
                 return
-            failures = stored.failures_since(self.study, first_number)
+            failures = queries.failures_since(self.study, first_number)
             if self.budget.too_many(len(failures)):
                 raise SweepFailed(self._too_many_failures(failures))
             free = self.budget.n_trials - finished - running
@@ -130,7 +131,7 @@ class Worker:
             warnings.filterwarnings("ignore", message=".*[Hh]eartbeat.*")
             trials = [self.study.ask() for _ in range(k)]
         active = self.study.get_trials(
-            deepcopy=False, states=(*stored.FINISHED, TrialState.RUNNING)
+            deepcopy=False, states=(*queries.FINISHED, TrialState.RUNNING)
         )
         kept = []
         for trial in trials:
