@@ -20,6 +20,8 @@ from sweeplab.seeds import comparison_table
 from sweeplab.sweep.best import load_best
 from sweeplab.sweep.wandb_sweeps import to_yaml, wandb_sweep
 
+__all__ = ["main"]
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sweeplab", description=__doc__.splitlines()[0])

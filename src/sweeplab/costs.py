@@ -10,6 +10,17 @@ from collections.abc import Sequence
 import pytorch_lightning as pl
 import torch
 
+__all__ = [
+    "COST_METRICS",
+    "LATENCY",
+    "LATENCY_BATCH",
+    "LATENCY_REPEATS",
+    "LATENCY_WARMUP",
+    "PARAMS",
+    "inference_latency_ms",
+    "parameter_count",
+]
+
 PARAMS = "model/params"
 LATENCY = "model/latency_ms"
 COST_METRICS = (PARAMS, LATENCY)

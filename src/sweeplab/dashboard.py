@@ -11,6 +11,8 @@ import optuna_dashboard
 from sweeplab.errors import ConfigError
 from sweeplab.sweep.storage import open_existing_storage
 
+__all__ = ["serve"]
+
 log = logging.getLogger(__name__)
 
 

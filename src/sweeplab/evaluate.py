@@ -14,6 +14,8 @@ from omegaconf import DictConfig, OmegaConf
 from sweeplab import build, checks, process, record, trainers
 from sweeplab.errors import USER_ERRORS, ConfigError, exit_with, user_error
 
+__all__ = ["data_config", "main", "read_weights", "run", "training_config"]
+
 log = logging.getLogger(__name__)
 
 

@@ -12,6 +12,8 @@ from omegaconf import DictConfig
 
 from sweeplab.errors import ConfigError, exit_with
 
+__all__ = ["WritableOutputs", "writable_dir"]
+
 
 class WritableOutputs(Callback):
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:

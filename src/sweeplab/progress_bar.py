@@ -7,6 +7,8 @@ from typing import Any
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import RichProgressBar
 
+__all__ = ["ThrottledRichProgressBar"]
+
 
 class ThrottledRichProgressBar(RichProgressBar):
     """Lightning's ``RichProgressBar``, updated only on the batches it redraws.

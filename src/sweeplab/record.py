@@ -12,6 +12,8 @@ from typing import Any
 
 from sweeplab.files import write_text_atomic
 
+__all__ = ["METRICS_FILE", "TRACKED_PACKAGES", "environment", "git_commit", "read", "write"]
+
 METRICS_FILE = "metrics.json"
 TRACKED_PACKAGES = ("torch", "pytorch-lightning", "torchmetrics", "hydra-core", "optuna", "wandb")
 

@@ -16,6 +16,15 @@ from omegaconf import DictConfig, open_dict
 
 from sweeplab import record
 
+__all__ = [
+    "SEEDS_FILE",
+    "SUMMARY_METRICS",
+    "comparison_table",
+    "load_summary",
+    "run_seeds",
+    "summarise",
+]
+
 SEEDS_FILE = "seeds.json"
 SUMMARY_METRICS = ("test/acc", "test/loss", "val/acc_best", "val/loss_best")
 

@@ -7,6 +7,8 @@ import time
 
 import pytorch_lightning as pl
 
+__all__ = ["EpochClock"]
+
 
 class EpochClock(pl.Callback):
     """Wall time of each epoch, training and validation together (Lightning runs an epoch's

@@ -18,6 +18,8 @@ from pytorch_lightning.loggers import WandbLogger
 from sweeplab.errors import ConfigError
 from sweeplab.redaction import redact
 
+__all__ = ["DEFAULT_BASE_URL", "MODES", "finish", "flatten", "wandb_logger", "wandb_mode"]
+
 log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://api.wandb.ai"

@@ -26,6 +26,8 @@ from sweeplab.errors import USER_ERRORS, ConfigError, exit_with, user_error
 from sweeplab.sweep.context import TrialContext, is_pruned
 from sweeplab.timing import EpochClock
 
+__all__ = ["main", "objective", "run"]
+
 log = logging.getLogger(__name__)
 
 

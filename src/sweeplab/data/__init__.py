@@ -1,1 +1,3 @@
 """Datasets: IDX file handling and Lightning DataModules."""
+
+__all__: list[str] = []

@@ -11,6 +11,8 @@ from collections.abc import Iterator
 
 import torch
 
+__all__ = ["TensorBatches", "random_crop_and_flip"]
+
 
 class TensorBatches:
     """An iterable of ``(images, labels)`` batches over in-memory tensors.

@@ -23,6 +23,17 @@ import torch
 from sweeplab.errors import DataError
 from sweeplab.files import write_atomic
 
+__all__ = [
+    "IMAGES_MAGIC",
+    "LABELS_MAGIC",
+    "IDXFormatError",
+    "download",
+    "file_digest",
+    "find_idx_file",
+    "read_idx",
+    "read_images_and_labels",
+]
+
 IMAGES_MAGIC = 2051  # 0x00000803: unsigned bytes, 3 dimensions
 LABELS_MAGIC = 2049  # 0x00000801: unsigned bytes, 1 dimension
 

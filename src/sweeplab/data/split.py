@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+__all__ = ["stratified_split"]
+
 
 def stratified_split(
     labels: torch.Tensor, holdout_size: int, seed: int

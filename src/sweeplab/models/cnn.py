@@ -16,6 +16,8 @@ from sweeplab.models.layers import (
     keras_dense_init,
 )
 
+__all__ = ["CNN", "PADDINGS"]
+
 PADDINGS = ("valid", "same")
 
 

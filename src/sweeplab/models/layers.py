@@ -10,6 +10,17 @@ from collections.abc import Sequence
 
 from torch import nn
 
+__all__ = [
+    "check_dropout",
+    "check_dropouts",
+    "check_list",
+    "check_positive_int",
+    "check_positive_ints",
+    "check_same_length",
+    "he_uniform_init",
+    "keras_dense_init",
+]
+
 
 def check_list(name: str, values: object) -> None:
     """Per-layer settings are lists; a bare number is the commonest slip."""

@@ -15,6 +15,8 @@ from sweeplab.models.layers import (
     keras_dense_init,
 )
 
+__all__ = ["MLP"]
+
 
 class MLP(nn.Module):
     """Flatten -> Dense(units) ReLU -> [Dense(hidden_units[i]) ReLU -> Dropout(hidden_dropout[i])]*

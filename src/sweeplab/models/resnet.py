@@ -8,6 +8,8 @@ from torch import Tensor, nn
 
 from sweeplab.models.layers import check_dropout, check_positive_int, check_positive_ints
 
+__all__ = ["BasicBlock", "ResNet"]
+
 
 class BasicBlock(nn.Module):
     """Conv 3x3 BN ReLU -> Conv 3x3 BN, plus the input (projected by a 1x1 conv when the

@@ -1,1 +1,6 @@
-"""Optuna sweeps: the sweeper extension, search spaces, pruning, reports and best-config tools."""
+"""Optuna sweeps: the Hydra plugin (``sweeper``) and the two programs it runs (``roles``), the
+trial contract (``context``), settings, search spaces, the worker loop, pruning, study reads
+and reports, and the best-configuration tools. Importing the package imports nothing else:
+Hydra loads ``sweeper`` at every start-up."""
+
+__all__: list[str] = []

@@ -20,6 +20,8 @@ from sweeplab.sweep import queries
 from sweeplab.sweep.report import RESULTS_FILE
 from sweeplab.sweep.storage import is_journal, open_existing_storage
 
+__all__ = ["BEST_OF", "TRIAL", "BestTrial", "expand_best_of", "load_best"]
+
 BEST_OF = "best_of="
 TRIAL = "trial="  # with best_of: which Pareto trial to retrain
 

@@ -15,6 +15,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from sweeplab.sweep import queries
 
+__all__ = ["STATE_WORDS", "SweepProgress", "format_duration", "format_values"]
+
 log = logging.getLogger(__name__)
 
 STATE_WORDS = {

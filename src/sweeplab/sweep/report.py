@@ -20,6 +20,17 @@ from sweeplab.compat.optuna import experimental
 from sweeplab.files import write_atomic, write_text_atomic
 from sweeplab.sweep import queries
 
+__all__ = [
+    "REPORT_FILE",
+    "RESULTS_FILE",
+    "TRIALS_FILE",
+    "write_all",
+    "write_markdown",
+    "write_plots",
+    "write_results",
+    "write_trials_csv",
+]
+
 log = logging.getLogger(__name__)
 
 RESULTS_FILE = "optimization_results.yaml"

@@ -17,6 +17,8 @@ from sweeplab.errors import ConfigError
 from sweeplab.overrides import format_override
 from sweeplab.sweep.spaces import SearchSpace, grid_choices
 
+__all__ = ["GROUP_HINT", "Probe", "check_space"]
+
 # Until a search can give each option of a group its own space, every parameter applies to
 # every option.
 GROUP_HINT = (

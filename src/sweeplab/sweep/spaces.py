@@ -25,6 +25,19 @@ from optuna.distributions import (
 from sweeplab.errors import ConfigError
 from sweeplab.overrides import format_override, override_key
 
+__all__ = [
+    "NOT_TRAINING_GROUPS",
+    "SWEEP_ONLY_KEYS",
+    "SYNTAX_HINT",
+    "LayerSpace",
+    "SearchSpace",
+    "base_overrides",
+    "grid_choices",
+    "parse_distribution",
+    "suggest",
+    "to_distribution",
+]
+
 # Overrides of the sweep command that make a run a trial, not part of the configuration.
 SWEEP_ONLY_KEYS = ("hparams_search", "trial_number", "name")  # name: the study's
 # Config groups that do not change what a run trains: left out of the best configuration.

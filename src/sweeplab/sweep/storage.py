@@ -27,6 +27,17 @@ from sweeplab.errors import ConfigError
 from sweeplab.redaction import redact
 from sweeplab.sweep.settings import Heartbeat
 
+__all__ = [
+    "DEFAULT_SQLITE_FILE",
+    "DRIVERS",
+    "JOURNAL_SCHEME",
+    "has_heartbeat",
+    "is_journal",
+    "journal_path",
+    "open_existing_storage",
+    "open_storage",
+]
+
 log = logging.getLogger(__name__)
 
 JOURNAL_SCHEME = "journal:"

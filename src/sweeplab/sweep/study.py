@@ -13,6 +13,19 @@ import optuna
 from hydra.core.utils import JobReturn, JobStatus
 from optuna.trial import TrialState
 
+__all__ = [
+    "BASE_OVERRIDES",
+    "DUPLICATE_OF",
+    "EPOCHS",
+    "ERROR",
+    "OVERRIDES",
+    "SURPLUS",
+    "WORKER",
+    "record",
+    "reuse_twin",
+    "tell",
+]
+
 log = logging.getLogger(__name__)
 
 # Study user attributes.

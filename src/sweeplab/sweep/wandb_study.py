@@ -16,6 +16,8 @@ from sweeplab import tracking
 from sweeplab.redaction import redact
 from sweeplab.sweep import queries
 
+__all__ = ["WANDB_LOGGER", "log_study", "wandb_settings"]
+
 log = logging.getLogger(__name__)
 
 WANDB_LOGGER = "sweeplab.tracking.wandb_logger"

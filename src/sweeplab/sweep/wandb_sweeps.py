@@ -40,6 +40,8 @@ from sweeplab.sweep.spaces import (
     grid_choices,
 )
 
+__all__ = ["AGENT_COMMAND", "compose_search", "config_groups", "to_yaml", "wandb_sweep"]
+
 # The command an agent runs: W&B's values arrive after the fixed overrides as ``++key=value``,
 # which may also add keys to a config node (a group option's own keys, like SGD's momentum).
 AGENT_COMMAND = ["${env}", "python", "${program}", "${args_override_hydra}"]

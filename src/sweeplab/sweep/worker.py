@@ -34,6 +34,8 @@ from sweeplab.sweep.progress import SweepProgress
 from sweeplab.sweep.spaces import SearchSpace
 from sweeplab.sweep.storage import has_heartbeat
 
+__all__ = ["Budget", "Launch", "SweepFailed", "Worker", "worker_name"]
+
 log = logging.getLogger(__name__)
 
 Launch = Callable[[Sequence[Sequence[str]], int], Sequence[JobReturn]]

@@ -19,6 +19,19 @@ from typing import Any
 from sweeplab.errors import ConfigError, SweeplabError
 from sweeplab.sweep.settings import Slurm
 
+__all__ = [
+    "THREAD_VARIABLES",
+    "WORKER_ENV",
+    "WorkersFailed",
+    "describe_exit",
+    "local_environments",
+    "run_local",
+    "run_slurm",
+    "visible_gpus",
+    "worker_command",
+    "worker_index",
+]
+
 log = logging.getLogger(__name__)
 
 WORKER_ENV = "SWEEPLAB_WORKER"  # set in a worker process: its index among the sweep's workers
