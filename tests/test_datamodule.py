@@ -30,7 +30,7 @@ def user_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def _setup(data_dir: Path, stage: str | None = None, **kwargs: object) -> FashionMNISTDataModule:
     """A data module set up as a run does in a fresh process (nothing kept from earlier runs)."""
-    fashion_mnist._last_kept.clear()
+    fashion_mnist.PROCESS_MEMO.clear()
     dm = FashionMNISTDataModule(data_dir, download=False, val_size=100, **kwargs)
     dm.prepare_data()
     dm.setup(stage)

@@ -12,7 +12,9 @@ from torchmetrics import MaxMetric, MeanMetric, MinMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from sweeplab.errors import TrainingDiverged
-from sweeplab.speed import to_channels_last
+from sweeplab.models.layout import to_channels_last
+
+__all__ = ["STAGES", "Classifier", "OptimizerFactory", "SchedulerFactory"]
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]

@@ -1,38 +1,50 @@
-"""The fastest correct numerics for the machine a run lands on, and a Trainer without the
-default profiler's per-hook cost.
+"""The Trainer factory of the trainer configs: the fastest correct numerics for the machine a
+run lands on, and no cost from the default profiler.
 
 ``precision="auto"`` (the trainer configs' default) picks mixed precision where the hardware
 runs it natively: bfloat16 on CPUs with AVX-512 BF16 or AMX and on GPUs that support it,
 float16 on older GPUs, float32 elsewhere. Measured on a 2-core AVX-512 BF16 CPU, bf16
 autocast with channels-last convolutions ran the reference CNN's training step in 0.49x
 (batch 32) to 0.34x (batch 256) of the float32 time (BENCHMARKS.md).
+
+Building a Trainer changes nothing outside it: the process-wide settings that the trainer
+configs also hold (``trainer.keep_freed_memory``) are the entry point's to apply, with
+:func:`sweeplab.process.apply`, and :func:`without_process_settings` leaves them out of what
+the factory receives.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import functools
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.profilers import Profiler
-from torch import nn
 
 from sweeplab.errors import ConfigError
+
+__all__ = [
+    "AUTO",
+    "PROCESS_SETTINGS",
+    "NoProfiler",
+    "auto_precision",
+    "cpu_has_native_bf16",
+    "trainer",
+    "without_process_settings",
+]
 
 log = logging.getLogger(__name__)
 
 AUTO = "auto"
-# mallopt(3) parameters, from <malloc.h>; 32 MiB is glibc's ceiling for the mmap threshold.
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
-MMAP_THRESHOLD = 32 * 2**20
-TRIM_THRESHOLD = 256 * 2**20
 CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo flags of native bf16 arithmetic
+# Keys of the trainer configs that set up the process, not the Trainer: the keyword arguments
+# of sweeplab.process.apply, which the entry point calls before it builds the Trainer.
+PROCESS_SETTINGS = ("keep_freed_memory",)
 
 
 @functools.cache
@@ -52,32 +64,6 @@ def auto_precision(accelerator: str) -> str:
     if on_gpu:
         return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
     return "bf16-mixed" if cpu_has_native_bf16() else "32-true"
-
-
-def is_glibc() -> bool:
-    """Whether this process runs on GNU libc, whose malloc ``mallopt`` tunes."""
-    try:
-        version = os.confstr("CS_GNU_LIBC_VERSION")
-    except (AttributeError, ValueError, OSError):  # not a GNU system, or not POSIX
-        return False
-    return bool(version and version.startswith("glibc"))
-
-
-@functools.cache
-def malloc_keeps_freed_memory() -> bool:
-    """Make glibc's malloc keep freed memory for the next step instead of handing it back.
-
-    A training step frees and re-allocates the same large activation buffers every step. By
-    default glibc serves blocks over 128 KiB with fresh ``mmap`` pages and trims the top of the
-    heap on free, so each step page-faults and zeroes its buffers anew: the reference CNN at
-    batch 256 took 4.4 s per epoch here, 2.3 s with freed memory kept. Process-wide, once;
-    returns whether it took (False off glibc).
-    """
-    if not is_glibc():
-        return False
-    libc = ctypes.CDLL("libc.so.6")
-    trim = libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)
-    return bool(trim and libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD))
 
 
 class NoProfiler(Profiler):
@@ -102,15 +88,10 @@ class NoProfiler(Profiler):
 
 
 def trainer(
-    precision: str | int = AUTO,
-    accelerator: str = AUTO,
-    profiler: Any = None,
-    keep_freed_memory: bool = True,
-    **kwargs: Any,
+    precision: str | int = AUTO, accelerator: str = AUTO, profiler: Any = None, **kwargs: Any
 ) -> pl.Trainer:
-    """``pl.Trainer`` with ``precision="auto"`` resolved for the accelerator,
-    :class:`NoProfiler` unless a profiler is asked for, and freed memory kept for the next step
-    (:func:`malloc_keeps_freed_memory`) unless ``keep_freed_memory`` is false."""
+    """``pl.Trainer`` with ``precision="auto"`` resolved for the accelerator, and
+    :class:`NoProfiler` unless a profiler is asked for."""
     if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
         raise ConfigError(
             f"`trainer.accelerator`={accelerator!r}, but torch {torch.__version__} sees no CUDA "
@@ -118,8 +99,6 @@ def trainer(
             "trainer=default, which takes a GPU when there is one), or run on a GPU machine "
             "with a CUDA build of torch."
         )
-    if keep_freed_memory:
-        malloc_keeps_freed_memory()
     if precision == AUTO:
         precision = auto_precision(str(accelerator))
         log.info("precision=auto: %s on accelerator=%s", precision, accelerator)
@@ -128,13 +107,13 @@ def trainer(
     )
 
 
-def has_convolutions(net: nn.Module) -> bool:
-    return any(isinstance(m, nn.Conv2d) for m in net.modules())
-
-
-def to_channels_last(net: nn.Module, setting: bool | str) -> nn.Module:
-    """Convolutions in channels-last memory format (``setting`` true, or ``auto`` for a net
-    with 2-d convolutions): oneDNN and cuDNN run them, and the pooling after them, faster."""
-    if setting is True or (setting == AUTO and has_convolutions(net)):
-        return net.to(memory_format=torch.channels_last)
-    return net
+def without_process_settings(node: DictConfig) -> DictConfig:
+    """A trainer config without its process settings (:data:`PROCESS_SETTINGS`): the
+    arguments of the factory, resolved (``node``'s interpolations name other parts of the run's
+    config). ``node`` is unchanged."""
+    # Resolved into a config of its own: Hydra re-reads a node that still has a parent from
+    # that parent, settings included.
+    arguments = OmegaConf.to_container(node, resolve=True)
+    for key in PROCESS_SETTINGS:
+        arguments.pop(key, None)  # type: ignore[union-attr]
+    return OmegaConf.create(arguments)  # type: ignore[return-value]
