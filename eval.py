@@ -6,10 +6,11 @@ python eval.py ckpt_path=logs/runs/cnn_baseline/<time>/checkpoints/best.ckpt
 import os
 from pathlib import Path
 
-from sweeplab.process import imports_without_gc
+from sweeplab.process import imports_without_gc, plots_off_screen
 
 os.environ.setdefault("SWEEPLAB_ROOT", str(Path(__file__).resolve().parent))
 
+plots_off_screen()
 with imports_without_gc():
     from omegaconf import DictConfig
 

@@ -9,11 +9,12 @@ import os
 import sys
 from pathlib import Path
 
-from sweeplab.process import imports_without_gc
+from sweeplab.process import imports_without_gc, plots_off_screen
 
 # Paths in configs/ are relative to the project root, wherever the command is run from.
 os.environ.setdefault("SWEEPLAB_ROOT", str(Path(__file__).resolve().parent))
 
+plots_off_screen()
 with imports_without_gc():
     from omegaconf import DictConfig
 

@@ -5,6 +5,7 @@ entry points, never by building an object."""
 from __future__ import annotations
 
 import gc
+import os
 import resource
 import subprocess
 import sys
@@ -176,3 +177,14 @@ def test_the_memo_drops_the_old_value_before_building_the_new_one() -> None:
 
     memo.get(("fit", 2), build)
     assert alive_while_building == [False]
+
+
+def test_plots_are_drawn_off_screen_unless_the_user_chose_a_backend(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("MPLBACKEND", raising=False)
+    process.plots_off_screen()
+    assert os.environ["MPLBACKEND"] == "agg"
+    monkeypatch.setenv("MPLBACKEND", "pdf")
+    process.plots_off_screen()
+    assert os.environ["MPLBACKEND"] == "pdf"

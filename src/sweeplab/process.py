@@ -28,6 +28,7 @@ __all__ = [
     "imports_without_gc",
     "is_glibc",
     "malloc_keeps_freed_memory",
+    "plots_off_screen",
     "thread_environment",
 ]
 
@@ -39,6 +40,16 @@ MMAP_THRESHOLD = 32 * 2**20
 TRIM_THRESHOLD = 256 * 2**20
 # Read by OpenMP and MKL when they start, that is when torch is imported.
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def plots_off_screen() -> None:
+    """Draw matplotlib figures off-screen unless the user chose a backend (``MPLBACKEND``).
+
+    sweeplab saves its plots to files and shows none; a GUI backend would only cost time, and
+    fail where ``$DISPLAY`` is set but unreachable (an ssh session). Call before matplotlib
+    is imported: it reads the variable then.
+    """
+    os.environ.setdefault("MPLBACKEND", "agg")
 
 
 @contextmanager

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import optuna
 from hydra.utils import get_method
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from optuna.storages import BaseStorage
 
 from sweeplab.checks import objectives
@@ -57,13 +57,15 @@ class Sweep:
     sweep_dir: Path
 
     def worker(self, launch: Launch) -> Worker:
+        pruner = self.settings.pruner
+        pruner_config = OmegaConf.to_container(pruner, resolve=True) if pruner else None
+
         def context(number: int) -> TrialContext:
-            pruner = self.settings.pruner
             return TrialContext(
                 study_name=self.study.study_name,
                 number=number,
                 storage=redact(self.settings.storage),
-                pruner=dict(pruner) if pruner else None,
+                pruner=pruner_config,  # type: ignore[arg-type]
             )
 
         return Worker(

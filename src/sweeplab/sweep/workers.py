@@ -16,11 +16,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from sweeplab import process
 from sweeplab.errors import ConfigError, SweeplabError
 from sweeplab.sweep.settings import Slurm
 
 __all__ = [
-    "THREAD_VARIABLES",
     "WORKER_ENV",
     "WorkersFailed",
     "describe_exit",
@@ -35,7 +35,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 WORKER_ENV = "SWEEPLAB_WORKER"  # set in a worker process: its index among the sweep's workers
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def worker_index() -> int | None:
@@ -70,13 +69,13 @@ def local_environments(workers: int, workers_per_gpu: int) -> list[dict[str, str
             f"{len(gpus)} GPU(s) × hydra.sweeper.workers_per_gpu={workers_per_gpu}. Lower the "
             "workers, or let small models share a GPU with a larger workers_per_gpu."
         )
-    threads = str(max(1, (os.cpu_count() or 1) // workers))
+    threads = max(1, (os.cpu_count() or 1) // workers)
     environments = []
     for k in range(workers):
         env = {**os.environ, WORKER_ENV: str(k)}
         if gpus:
             env["CUDA_VISIBLE_DEVICES"] = gpus[k // workers_per_gpu]
-        env.update(dict.fromkeys(THREAD_VARIABLES, threads))
+        env.update(process.thread_environment(threads))
         environments.append(env)
     return environments
 
@@ -157,13 +156,12 @@ def run_slurm(
     if slurm.partition:
         parameters["slurm_partition"] = slurm.partition
     executor.update_parameters(**parameters)
-    threads = str(slurm.cpus_per_worker)
     try:
         jobs = [
             executor.submit(
                 _run_worker_job,
                 command,
-                {WORKER_ENV: str(k), **dict.fromkeys(THREAD_VARIABLES, threads)},
+                {WORKER_ENV: str(k), **process.thread_environment(slurm.cpus_per_worker)},
             )
             for k in range(workers)
         ]
