@@ -1,5 +1,4 @@
 """Throughput of one sweep run with 1 worker, 2 workers, joblib batches of 2, and 3 workers
-from sweeplab.sweep import queries  # noqa: E402
 on PostgreSQL: finished trials per hour and the share of worker time spent outside trials.
 
 python benchmarks/workers.py --data-dir ../shared/fashion-mnist

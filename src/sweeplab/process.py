@@ -104,8 +104,8 @@ def malloc_keeps_freed_memory() -> bool:
     A training step frees and re-allocates the same large activation buffers every step. By
     default glibc serves blocks over 128 KiB with fresh ``mmap`` pages and trims the top of the
     heap on free, so each step page-faults and zeroes its buffers anew: the reference CNN at
-    batch 256 took 4.4 s per epoch here, 2.3 s with freed memory kept. Process-wide, once;
-    returns whether it took (False off glibc).
+    batch 256 took 4.4 s per epoch on a 2-core CPU, 2.3 s with freed memory kept (2026-11-28,
+    BENCHMARKS.md). Process-wide, once; returns whether it took (False off glibc).
     """
     if not is_glibc():
         return False

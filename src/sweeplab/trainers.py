@@ -3,9 +3,10 @@ run lands on, and no cost from the default profiler.
 
 ``precision="auto"`` (the trainer configs' default) picks mixed precision where the hardware
 runs it natively: bfloat16 on CPUs with AVX-512 BF16 or AMX and on GPUs that support it,
-float16 on older GPUs, float32 elsewhere. Measured on a 2-core AVX-512 BF16 CPU, bf16
-autocast with channels-last convolutions ran the reference CNN's training step in 0.49x
-(batch 32) to 0.34x (batch 256) of the float32 time (BENCHMARKS.md).
+float16 on older GPUs, float32 elsewhere. Measured on a 2-core AVX-512 BF16 CPU
+(2026-11-28), bf16 autocast with channels-last convolutions ran the reference CNN's training
+step in 0.49x (batch 32) to 0.34x (batch 256) of the float32 time (BENCHMARKS.md, the fast
+path's choices).
 
 Building a Trainer changes nothing outside it: the process-wide settings that the trainer
 configs also hold (``trainer.keep_freed_memory``) are the entry point's to apply, with

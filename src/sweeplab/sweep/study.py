@@ -40,9 +40,6 @@ SURPLUS = "surplus"  # asked by a worker after the study had its n_trials: never
 EPOCHS = "epochs"  # validation epochs run, where Optuna keeps no per-epoch values
 
 
-# Reads of a study (counts, errors, retries, ...) are queries.py's. These names were here
-# before it, and worker.py, sweeper.py and some tests still read them here: until they import
-# queries, this module hands them on (lazily, as queries.py imports this module).
 def record(study: optuna.Study, trial: optuna.Trial, job: JobReturn) -> str | None:
     """Record a finished job's outcome on its trial; return the error of a failed one."""
     error: str | None = None
