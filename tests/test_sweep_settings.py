@@ -3,6 +3,7 @@ names the key; storage passwords are never written."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -31,9 +32,9 @@ GOOD = dict(
 
 
 def test_good_settings_pass_and_directions_follow_monitor_mode() -> None:
-    assert SweepSettings.from_config(GOOD).directions == ("minimize",)
-    assert SweepSettings.from_config(GOOD | {"direction": "MAX"}).directions == ("maximize",)
-    two = SweepSettings.from_config(GOOD | {"direction": ["max", "minimize"]})
+    assert SweepSettings.from_kwargs(GOOD).directions == ("minimize",)
+    assert SweepSettings.from_kwargs(GOOD | {"direction": "MAX"}).directions == ("maximize",)
+    two = SweepSettings.from_kwargs(GOOD | {"direction": ["max", "minimize"]})
     assert two.directions == ("maximize", "minimize")
     assert two.heartbeat == Heartbeat() and two.cluster is None and two.params == {}
 
@@ -54,7 +55,7 @@ def test_good_settings_pass_and_directions_follow_monitor_mode() -> None:
 )
 def test_bad_settings_name_the_key(key: str, value: object, message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        SweepSettings.from_config(GOOD | {key: value})
+        SweepSettings.from_kwargs(GOOD | {key: value})
 
 
 def test_a_direction_against_the_objective_is_refused() -> None:
@@ -79,19 +80,42 @@ def test_a_direction_against_the_objective_is_refused() -> None:
 
 def test_heartbeat_settings_are_checked() -> None:
     beat = {"interval": 5, "grace_period": 20, "max_retry": 2}
-    assert SweepSettings.from_config(GOOD | {"heartbeat": beat}).heartbeat.grace_period == 20
+    assert SweepSettings.from_kwargs(GOOD | {"heartbeat": beat}).heartbeat.grace_period == 20
     with pytest.raises(ConfigError, match="grace period longer than the interval"):
-        SweepSettings.from_config(GOOD | {"heartbeat": {"interval": 10, "grace_period": 10}})
+        SweepSettings.from_kwargs(GOOD | {"heartbeat": {"interval": 10, "grace_period": 10}})
     with pytest.raises(ConfigError, match="max_retry`=-1"):
-        SweepSettings.from_config(GOOD | {"heartbeat": {"max_retry": -1}})
+        SweepSettings.from_kwargs(GOOD | {"heartbeat": {"max_retry": -1}})
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"heartbeat": {"interval": "ten"}}, "`hydra.sweeper.heartbeat.interval`='ten' is invalid"),
+        ({"heartbeat": 5}, "`hydra.sweeper.heartbeat`=5 is invalid: give its settings as key"),
+        ({"cluster": {"mem_gb": "lots"}}, "`hydra.sweeper.cluster.mem_gb`='lots' is invalid"),
+        ({"params": [1]}, "`hydra.sweeper.params`=[1] is invalid: use a mapping"),
+        ({"n_trials": True}, "`hydra.sweeper.n_trials`=True is invalid: use an integer"),
+        ({"study_name": None}, "`hydra.sweeper.study_name`=None is invalid: use a string"),
+    ],
+)
+def test_settings_of_the_wrong_type_are_named(change: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        SweepSettings.from_kwargs(GOOD | change)
+
+
+def test_a_missing_setting_is_named_and_an_empty_cluster_takes_the_defaults() -> None:
+    without = {k: v for k, v in GOOD.items() if k != "study_name"}
+    with pytest.raises(ConfigError, match="`hydra.sweeper` lacks study_name"):
+        SweepSettings.from_kwargs(without)
+    assert SweepSettings.from_kwargs(GOOD | {"cluster": {}}).cluster == Slurm()
 
 
 def test_unknown_settings_are_named() -> None:
     with pytest.raises(ConfigError, match="`hydra.sweeper` has no setting n_trails"):
-        SweepSettings.from_config(GOOD | {"n_trails": 5})
+        SweepSettings.from_kwargs(GOOD | {"n_trails": 5})
     with pytest.raises(ConfigError, match="`hydra.sweeper.cluster` has no setting gpus"):
-        SweepSettings.from_config(GOOD | {"cluster": {"gpus": 2}})
-    slurm = SweepSettings.from_config(GOOD | {"cluster": {"partition": "gpu"}}).cluster
+        SweepSettings.from_kwargs(GOOD | {"cluster": {"gpus": 2}})
+    slurm = SweepSettings.from_kwargs(GOOD | {"cluster": {"partition": "gpu"}}).cluster
     assert slurm == Slurm(partition="gpu")
 
 

@@ -14,14 +14,13 @@ from omegaconf.errors import OmegaConfBaseException
 from sweeplab.build import instantiate
 from sweeplab.costs import LATENCY, PARAMS
 from sweeplab.errors import ConfigError, from_omegaconf
+from sweeplab.values import is_int, is_number
 
 __all__ = [
     "check_logged",
     "check_optimizer",
     "check_run",
     "check_seed",
-    "is_int",
-    "is_number",
     "objectives",
 ]
 
@@ -183,12 +182,3 @@ def check_logged(cfg: DictConfig, model: Any) -> None:
                 "sets monitor and optimized_metric together; model/latency_ms needs "
                 "measure_latency=true, as objective=acc_vs_latency sets)."
             )
-
-
-def is_int(value: Any) -> bool:
-    """An int that is not a bool (YAML's true is an int to Python)."""
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -33,5 +34,15 @@ def hydra_value(value: Any, *, quoted: bool = False) -> str:
     if value is None:
         return "null"
     if quoted and isinstance(value, str):
-        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+        return _quoted(value)
     return str(value)
+
+
+def _quoted(text: str) -> str:
+    """``text`` as a single-quoted Hydra string that reads back as ``text``: a quote and the
+    backslashes before it (or before the closing quote) are escaped, and ``${`` too, so that
+    OmegaConf takes it literally rather than as an interpolation."""
+    text = text.replace("${", "\\${")
+    text = re.sub(r"(\\*)'", lambda m: m.group(1) * 2 + "\\'", text)
+    text = re.sub(r"(\\+)$", lambda m: m.group(1) * 2, text)
+    return f"'{text}'"

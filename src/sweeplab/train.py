@@ -23,10 +23,10 @@ from rich.table import Table
 
 from sweeplab import build, checks, costs, process, record, seeds, tracking, trainers
 from sweeplab.errors import USER_ERRORS, ConfigError, exit_with, user_error
-from sweeplab.sweep.context import TrialContext, is_pruned
+from sweeplab.sweep.context import NODE, TrialContext, is_pruned
 from sweeplab.timing import EpochClock
 
-__all__ = ["main", "objective", "run"]
+__all__ = ["main", "objective", "run", "trial_context"]
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     """
     started = time.perf_counter()
     checks.check_run(cfg)
-    context = TrialContext.from_config(cfg)
+    context = trial_context(cfg)
     # seed=null draws a seed, so that the record still says how to repeat the run.
     seed = cfg.seed if cfg.get("seed") is not None else secrets.randbelow(2**31)
     pl.seed_everything(seed, workers=True, verbose=False)
@@ -154,10 +154,21 @@ def _check_mode() -> None:
         )
 
 
+def trial_context(cfg: DictConfig) -> TrialContext | None:
+    """The run's trial context, when it is a trial of a sweep (a job of a multirun). A trial
+    run again on its own, from its saved overrides, is an ordinary run."""
+    if cfg.get(NODE) is None:
+        return None
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        log.info("%s is set, but this run is not part of a sweep: it runs on its own.", NODE)
+        return None
+    return TrialContext.from_config(cfg)
+
+
 def _context_or_none(cfg: DictConfig) -> TrialContext | None:
     """The trial context, or ``None`` when the run has none or it is the error itself."""
     try:
-        return TrialContext.from_config(cfg)
+        return trial_context(cfg)
     except USER_ERRORS:
         return None
 

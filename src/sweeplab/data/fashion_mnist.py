@@ -12,13 +12,13 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 
-from sweeplab.checks import is_int
 from sweeplab.data.batches import TensorBatches, random_crop_and_flip
 from sweeplab.data.idx import download, file_digest, find_idx_file, read_images_and_labels
 from sweeplab.data.split import stratified_split
 from sweeplab.errors import ConfigError, DataError
 from sweeplab.files import write_atomic
 from sweeplab.process import ProcessMemo
+from sweeplab.values import is_int
 
 __all__ = ["PROCESS_MEMO", "FashionMNISTDataModule", "LabelledImages", "Split"]
 

@@ -22,10 +22,12 @@ log = logging.getLogger(__name__)
 
 
 def build_sampler(
-    node: DictConfig, space: SearchSpace, n_trials: int
-) -> tuple[optuna.samplers.BaseSampler, int]:
-    """The sampler, and the number of trials it can propose: the grid sampler runs at most
-    its grid's size."""
+    node: DictConfig | None, space: SearchSpace, n_trials: int
+) -> tuple[optuna.samplers.BaseSampler | None, int]:
+    """The sampler (``None``: Optuna's default), and the number of trials it can propose: the
+    grid sampler runs at most its grid's size."""
+    if node is None:
+        return None, n_trials
     with experimental():  # e.g. TPE's `group`: experimental, and what we want
         sampler = _instantiate(node, "hydra.sweeper.sampler", "optuna.samplers.*")
     if getattr(sampler, "func", None) is optuna.samplers.GridSampler:
@@ -36,11 +38,13 @@ def build_sampler(
     return sampler, n_trials
 
 
-def build_pruner(node: DictConfig | None) -> optuna.pruners.BasePruner:
-    """The configured pruner; Optuna's no-op pruner when pruning is off."""
+def build_pruner(
+    node: DictConfig | None, key: str = "hydra.sweeper.pruner"
+) -> optuna.pruners.BasePruner:
+    """The pruner configured at ``key``; Optuna's no-op pruner when pruning is off."""
     if not node:
         return optuna.pruners.NopPruner()
-    pruner = _instantiate(node, "hydra.sweeper.pruner", "optuna.pruners.*")
+    pruner = _instantiate(node, key, "optuna.pruners.*")
     if isinstance(pruner, optuna.pruners.HyperbandPruner):
         # Hyperband builds its successive-halving brackets at the first report, so a setting
         # they refuse (reduction_factor=1) would fail trials mid-sweep: build one now, for
@@ -50,7 +54,7 @@ def build_pruner(node: DictConfig | None) -> optuna.pruners.BasePruner:
             optuna.pruners.SuccessiveHalvingPruner(**bracket)
         except ValueError as e:
             raise ConfigError(
-                f"Invalid config at `hydra.sweeper.pruner`: {str(e).rstrip('.')}. Hyperband "
+                f"Invalid config at `{key}`: {str(e).rstrip('.')}. Hyperband "
                 "runs brackets of successive halving with these settings; its defaults are "
                 "min_resource: 1, reduction_factor: 3."
             ) from None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any
 
 import optuna
 import pytorch_lightning as pl
@@ -50,6 +49,3 @@ class OptunaPruning(pl.Callback):
             )
             log.info(message)
             raise optuna.TrialPruned(message)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {}

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import optuna
 from hydra.utils import get_method
@@ -27,7 +28,7 @@ from sweeplab.redaction import redact
 from sweeplab.sweep import queries, report, workers
 from sweeplab.sweep import study as stored
 from sweeplab.sweep.algorithms import build_pruner, build_sampler
-from sweeplab.sweep.context import TrialContext
+from sweeplab.sweep.context import TrialContext, share_storage
 from sweeplab.sweep.progress import SweepProgress
 from sweeplab.sweep.settings import SweepSettings, optuna_direction
 from sweeplab.sweep.space_check import check_space
@@ -36,7 +37,7 @@ from sweeplab.sweep.storage import open_storage
 from sweeplab.sweep.wandb_study import log_study, wandb_settings
 from sweeplab.sweep.worker import Budget, Launch, Worker
 
-__all__ = ["Sweep", "run_command", "run_worker", "set_up"]
+__all__ = ["Sweep", "open_sweep", "run_command", "run_worker"]
 
 log = logging.getLogger(__name__)
 
@@ -58,14 +59,15 @@ class Sweep:
 
     def worker(self, launch: Launch) -> Worker:
         pruner = self.settings.pruner
-        pruner_config = OmegaConf.to_container(pruner, resolve=True) if pruner else None
+        pruner_config = cast(
+            "dict[str, Any] | None",
+            OmegaConf.to_container(pruner, resolve=True) if pruner else None,
+        )
+        share_storage(self.settings.storage)  # for trials in other processes, never written
 
         def context(number: int) -> TrialContext:
-            return TrialContext(
-                study_name=self.study.study_name,
-                number=number,
-                storage=redact(self.settings.storage),
-                pruner=pruner_config,  # type: ignore[arg-type]
+            return TrialContext.for_trial(
+                self.study.study_name, number, self.settings.storage, pruner_config
             )
 
         return Worker(
@@ -80,7 +82,7 @@ class Sweep:
         )
 
 
-def set_up(
+def open_sweep(
     settings: SweepSettings,
     config: DictConfig,
     arguments: Sequence[str],
@@ -94,24 +96,26 @@ def set_up(
     ``compose`` makes a trial's config from overrides and ``is_group`` tells config groups from
     values, both as Hydra's config loader does."""
     metric_names = _check_objectives(list(settings.directions), config)
-    if len(settings.directions) > 1:
-        _check_multi_objective(settings)
     space = SearchSpace.from_overrides(
         [format_override(str(k), v) for k, v in settings.params.items()] + list(arguments),
         layers=LayerSpace.from_config(settings.layers) if settings.layers else None,
         extend=_extender(settings.custom_search_space),
         is_group=is_group,
     )
+    sampler, n_trials = build_sampler(settings.sampler, space, settings.n_trials)
+    pruner = build_pruner(settings.pruner)
+    if len(settings.directions) > 1:
+        _check_multi_objective(sampler, pruner)
     if check_values:
         check_space(space, config, lambda extra: compose([*space.fixed, *extra]))
-    sampler, n_trials = build_sampler(settings.sampler, space, settings.n_trials)
+    # Everything is checked: only now is anything written.
     sweep_dir = writable_dir(Path(config.hydra.sweep.dir))
     storage = open_storage(settings.storage, settings.heartbeat)
     study = optuna.create_study(
         study_name=settings.study_name,
         storage=storage,
         sampler=sampler,
-        pruner=build_pruner(settings.pruner),
+        pruner=pruner,
         directions=list(settings.directions),
         load_if_exists=True,
     )
@@ -219,14 +223,16 @@ def _check_objectives(directions: list[str], config: DictConfig) -> list[str]:
     return [str(m) for m in metrics]
 
 
-def _check_multi_objective(settings: SweepSettings) -> None:
-    if settings.pruner:
+def _check_multi_objective(
+    sampler: optuna.samplers.BaseSampler | None, pruner: optuna.pruners.BasePruner
+) -> None:
+    if not isinstance(pruner, optuna.pruners.NopPruner):
         raise ConfigError(
             "Optuna cannot prune a trial of a multi-objective study (it has no single value "
             "to compare per epoch), so hydra/sweeper/pruner must be none: drop the pruner "
             "override, or optimise one objective."
         )
-    if settings.sampler and "CmaEs" in str(settings.sampler.get("_target_", "")):
+    if isinstance(sampler, optuna.samplers.CmaEsSampler):
         raise ConfigError(
             "The CMA-ES sampler optimises one objective, but this sweep has several: use "
             "hydra/sweeper/sampler=nsgaii (the usual choice), tpe, gp or random."

@@ -3,13 +3,16 @@ anything is written; a bad value is one paragraph that names its key."""
 
 from __future__ import annotations
 
+import types
+import typing
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from sweeplab.errors import ConfigError
+from sweeplab.values import is_int, is_number
 
 __all__ = ["DIRECTIONS", "Heartbeat", "Slurm", "SweepSettings", "optuna_direction"]
 
@@ -80,69 +83,113 @@ class SweepSettings:
     custom_search_space: str | None = None
 
     @classmethod
-    def from_config(cls, raw: Mapping[str, Any]) -> SweepSettings:
-        """Check the sweeper's keyword arguments as Hydra passes them."""
-        given = dict(raw)
-        known = {f.name for f in fields(cls)} - {"directions"} | {"direction"}
-        unknown = sorted(set(given) - known)
-        if unknown:
-            raise ConfigError(
-                f"`hydra.sweeper` has no setting {', '.join(unknown)}: the settings are "
-                f"{', '.join(sorted(known))} (configs/hydra/sweeper/sweeplab.yaml)."
-            )
-        for key in ("n_trials", "n_jobs", "workers", "workers_per_gpu"):
-            value = given.get(key, 1)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(
-                    f"`hydra.sweeper.{key}`={value!r} is invalid: use a positive integer."
-                )
-        rate = given.get("max_failure_rate", 0.25)
-        if not isinstance(rate, int | float) or isinstance(rate, bool) or not 0 <= rate <= 1:
-            raise ConfigError(
-                f"`hydra.sweeper.max_failure_rate`={rate!r} is invalid: use a number from 0 "
-                "(stop at the first failed trial) to 1 (never stop for failures)."
-            )
+    def from_kwargs(cls, kwargs: Mapping[str, Any]) -> SweepSettings:
+        """Check the sweeper's keyword arguments, as Hydra passes them from ``hydra.sweeper``."""
+        given = dict(kwargs)
         direction = given.pop("direction", None)
-        listed = (
-            list(direction) if isinstance(direction, ListConfig | list | tuple) else [direction]
-        )
-        directions = tuple(optuna_direction(d) for d in listed)
+        several = isinstance(direction, ListConfig | list | tuple)
+        directions = tuple(optuna_direction(d) for d in (direction if several else [direction]))
         if not directions or None in directions:
             raise ConfigError(
                 f"`hydra.sweeper.direction`={direction!r} is invalid: use minimize or maximize, "
                 "or a list of them, one per objective (objective=acc_vs_params sets both)."
             )
-        storage = given.get("storage")
-        if not isinstance(storage, str) or not storage:
+        given["directions"] = directions
+        given["heartbeat"] = _build(Heartbeat, _plain(given.get("heartbeat")), "heartbeat")
+        if given.get("cluster") is not None:
+            given["cluster"] = _build(Slurm, _plain(given["cluster"]), "cluster")
+        if given.get("params") is None:
+            given["params"] = {}
+        settings = _build(cls, given, "")
+        settings._check_values()
+        return settings
+
+    def _check_values(self) -> None:
+        for key in ("n_trials", "n_jobs", "workers", "workers_per_gpu"):
+            if getattr(self, key) < 1:
+                raise ConfigError(
+                    f"`hydra.sweeper.{key}`={getattr(self, key)!r} is invalid: use a positive "
+                    "integer."
+                )
+        if not 0 <= self.max_failure_rate <= 1:
+            raise ConfigError(
+                f"`hydra.sweeper.max_failure_rate`={self.max_failure_rate!r} is invalid: use a "
+                "number from 0 (stop at the first failed trial) to 1 (never stop for failures)."
+            )
+        if not self.storage:
             raise ConfigError(
                 "`hydra.sweeper.storage` is empty: give an Optuna storage URL such as "
                 "sqlite:///study.db, postgresql://user@host/db or journal:///shared/study.log."
             )
-        if given.get("workers", 1) > 1 and storage.startswith("sqlite:///:memory:"):
+        if self.workers > 1 and self.storage.startswith("sqlite:///:memory:"):
             raise ConfigError(
                 "An in-memory storage cannot be shared by several workers: use a file or server "
                 "URL in hydra.sweeper.storage."
             )
-        given["heartbeat"] = Heartbeat(**_plain(given.get("heartbeat")))
-        if given.get("cluster"):
-            given["cluster"] = _slurm(_plain(given["cluster"]))
-        given["params"] = given.get("params") or {}
-        return cls(directions=directions, **given)  # type: ignore[arg-type]
 
 
-def _plain(node: Any) -> dict[str, Any]:
-    if not node:
-        return {}
-    return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else dict(node)
-
-
-def _slurm(values: dict[str, Any]) -> Slurm:
-    known = {f.name for f in fields(Slurm)}
-    unknown = sorted(set(values) - known)
-    if unknown:
+def _build(cls: type, values: dict[str, Any], group: str) -> Any:
+    """``cls(**values)``, each value checked against its field's type first; the errors name
+    ``hydra.sweeper.<group>.<key>``."""
+    where = ".".join(filter(None, ("hydra.sweeper", group)))
+    if not isinstance(values, dict):
         raise ConfigError(
-            f"`hydra.sweeper.cluster` has no setting {', '.join(unknown)}: the settings are "
-            f"{', '.join(sorted(known))}; pass any other sbatch option in "
-            "hydra.sweeper.cluster.additional_parameters."
+            f"`{where}`={values!r} is invalid: give its settings as key: value pairs."
         )
-    return Slurm(**values)
+    known = {f.name: f for f in fields(cls)}
+    if unknown := sorted(set(values) - set(known)):
+        raise ConfigError(
+            f"`{where}` has no setting {', '.join(unknown)}: its settings are "
+            f"{', '.join(sorted(known))} (configs/hydra/sweeper/)."
+        )
+    required = [
+        n for n, f in known.items() if f.default is MISSING and f.default_factory is MISSING
+    ]
+    if missing := [name for name in required if name not in values]:
+        raise ConfigError(f"`{where}` lacks {', '.join(missing)} (configs/hydra/sweeper/).")
+    hints = typing.get_type_hints(cls)
+    for name, value in values.items():
+        if not _fits(value, hints[name]):
+            raise ConfigError(
+                f"`{where}.{name}`={value!r} is invalid: use {_describe(hints[name])}."
+            )
+    return cls(**values)
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        return any(_fits(value, option) for option in typing.get_args(hint))
+    origin = typing.get_origin(hint) or hint
+    if hint is type(None):
+        return value is None
+    if hint is int:
+        return is_int(value)
+    if hint is float:
+        return is_number(value)
+    if origin is tuple:
+        return isinstance(value, tuple)
+    if origin is Mapping or hint is DictConfig:
+        return isinstance(value, Mapping)
+    return isinstance(value, origin)
+
+
+def _describe(hint: Any) -> str:
+    names = {int: "an integer", float: "a number", str: "a string", type(None): "null"}
+    options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    described = [
+        names.get(option)
+        or ("a mapping of key: value" if option in (DictConfig, Mapping) else None)
+        or ("a mapping of key: value" if typing.get_origin(option) is Mapping else None)
+        or f"the settings of {getattr(option, '__name__', option)}"
+        for option in options
+    ]
+    return " or ".join(described)
+
+
+def _plain(node: Any) -> Any:
+    """A config node as plain values (a non-mapping is kept, for the type check to name)."""
+    if node is None:
+        return {}
+    if OmegaConf.is_config(node):
+        return OmegaConf.to_container(node, resolve=True)
+    return dict(node) if isinstance(node, Mapping) else node

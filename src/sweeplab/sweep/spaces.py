@@ -39,7 +39,7 @@ __all__ = [
 ]
 
 # Overrides of the sweep command that make a run a trial, not part of the configuration.
-SWEEP_ONLY_KEYS = ("hparams_search", "trial_number", "name")  # name: the study's
+SWEEP_ONLY_KEYS = ("hparams_search", "name")  # name: the study's
 # Config groups that do not change what a run trains: left out of the best configuration.
 NOT_TRAINING_GROUPS = ("hydra", "hparams_search", "logger", "callbacks", "paths", "debug")
 SYNTAX_HINT = (

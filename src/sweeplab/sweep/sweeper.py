@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from hydra.core.plugins import Plugins
+from hydra.plugins.launcher import Launcher
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig
@@ -29,6 +30,8 @@ class SweeplabOptunaSweeper(Sweeper):
     def __init__(self, **settings: Any) -> None:
         self.settings = settings
         self.config: DictConfig | None = None
+        self.hydra_context: HydraContext | None = None
+        self.launcher: Launcher | None = None
 
     def setup(
         self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
@@ -40,17 +43,17 @@ class SweeplabOptunaSweeper(Sweeper):
         )
 
     def sweep(self, arguments: list[str]) -> None:
-        from sweeplab.errors import SweeplabError, exit_with
+        from sweeplab.errors import USER_ERRORS, exit_with, user_error
         from sweeplab.sweep import roles, workers
         from sweeplab.sweep.settings import SweepSettings
 
-        assert self.config is not None
-        config = self.config
+        assert self.config and self.hydra_context and self.launcher, "Hydra calls setup first"
+        config, launcher = self.config, self.launcher
         loader = self.hydra_context.config_loader
         worker_index = workers.worker_index()
         try:
-            sweep = roles.set_up(
-                SweepSettings.from_config(self.settings),
+            sweep = roles.open_sweep(
+                SweepSettings.from_kwargs(self.settings),
                 config,
                 arguments,
                 lambda overrides: loader.load_sweep_config(config, overrides),
@@ -58,6 +61,6 @@ class SweeplabOptunaSweeper(Sweeper):
                 check_values=worker_index is None,  # once per sweep, by the command
             )
             role = roles.run_command if worker_index is None else roles.run_worker
-            role(sweep, lambda batch, first: self.launcher.launch(batch, initial_job_idx=first))
-        except SweeplabError as e:  # one paragraph for the user, not Hydra's traceback
-            exit_with(e)
+            role(sweep, lambda batch, first: launcher.launch(batch, initial_job_idx=first))
+        except USER_ERRORS as e:  # one paragraph for the user, not Hydra's traceback
+            exit_with(user_error(e))
