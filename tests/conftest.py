@@ -49,7 +49,7 @@ def run_entry(
 def inspect_wandb_run(run_dir: Path, env: dict[str, str]) -> dict:
     """A W&B run's state, config and summary, read back with wandb's own tool."""
     inspected = subprocess.run(
-        ["wandb", "leet", "inspect", "--summary", "--json", str(run_dir)],
+        [sys.executable, "-m", "wandb", "leet", "inspect", "--summary", "--json", str(run_dir)],
         capture_output=True,
         text=True,
         env=env,

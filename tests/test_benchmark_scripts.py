@@ -13,6 +13,15 @@ import torch
 
 from tests.conftest import ROOT
 
+# Every test here runs a benchmark script as a process (python or bash): CI only.
+pytestmark = pytest.mark.slow
+
+
+def this_python_first(env: dict[str, str]) -> dict[str, str]:
+    """``env`` with this interpreter's directory first on PATH: the bash benchmarks call
+    ``python``, which must be the one running the tests (with sweeplab installed)."""
+    return dict(env, PATH=os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]))
+
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is here: the script would run")
 def test_gpu_benchmark_refuses_a_machine_without_a_gpu(tmp_path: Path) -> None:
@@ -21,6 +30,7 @@ def test_gpu_benchmark_refuses_a_machine_without_a_gpu(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         timeout=120,
+        env=this_python_first(dict(os.environ)),
     )
     assert done.returncode == 1
     assert "benchmarks/gpu.sh needs a CUDA GPU" in done.stderr and "Traceback" not in done.stderr
@@ -43,7 +53,7 @@ def test_resnet_benchmark_runs_with_a_tiny_budget(
         capture_output=True,
         text=True,
         timeout=600,
-        env=dict(isolated_env, LOGS=str(tmp_path / "logs"), **budget),
+        env=this_python_first(dict(isolated_env, LOGS=str(tmp_path / "logs"), **budget)),
     )
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
     assert "resnet_sweep:" in done.stdout and "| bench_resnet_best | 1 |" in done.stdout
@@ -61,7 +71,7 @@ def test_pareto_benchmark_runs_with_a_tiny_budget(
         capture_output=True,
         text=True,
         timeout=600,
-        env=dict(isolated_env, **budget),
+        env=this_python_first(dict(isolated_env, **budget)),
     )
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
     assert "| trial | parameters | val acc (best) |" in done.stdout
@@ -70,7 +80,7 @@ def test_pareto_benchmark_runs_with_a_tiny_budget(
 
 def run_python(arguments: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
     done = subprocess.run(
-        ["python", *arguments], capture_output=True, text=True, timeout=300, cwd=ROOT, env=env
+        [sys.executable, *arguments], capture_output=True, text=True, timeout=300, cwd=ROOT, env=env
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return done

@@ -81,7 +81,8 @@ def test_a_storage_password_is_never_in_the_context(
 ) -> None:
     context = TrialContext.for_trial("s", 0, url, None)
     assert context.storage == STORAGE_FROM_ENV and "hunter2" not in context.as_override()
-    monkeypatch.delenv(STORAGE_ENV, raising=False)
+    monkeypatch.setenv(STORAGE_ENV, "")  # so that the URL share_storage sets is undone too
+    monkeypatch.delenv(STORAGE_ENV)
     with pytest.raises(ConfigError, match=f"in the environment variable {STORAGE_ENV}"):
         context.trial()
     share_storage(url)  # what the worker does for the processes it launches

@@ -15,6 +15,9 @@ import pytest
 
 from tests.conftest import load_study, sweep, sweeplab_cli
 
+# Every test here runs a sweep or the CLI as a process, and one drives Chromium: CI only.
+pytestmark = pytest.mark.slow
+
 CHROMIUM = shutil.which("chromium")
 
 

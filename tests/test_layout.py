@@ -42,6 +42,7 @@ def test_the_fast_path_predicts_as_fp32_does() -> None:
     assert agree >= 0.9
 
 
+@pytest.mark.slow  # a fresh Python process that imports torch (6.5 s)
 def test_the_models_import_no_trainer_or_process_module() -> None:
     import subprocess
     import sys

@@ -4,6 +4,7 @@ single run, a sweep over its own space, best_of and eval.py, as the README shows
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import textwrap
 from pathlib import Path
@@ -98,11 +99,14 @@ def user_dir(tmp_path: Path) -> Path:
     return root
 
 
+@pytest.mark.slow  # train.py and eval.py as processes
 def test_an_architecture_from_the_user_s_package(
     user_dir: Path, fashion_dir: Path, tmp_path: Path, isolated_env: dict[str, str]
 ) -> None:
     logs = tmp_path / "logs"
-    env = {**isolated_env, "PYTHONPATH": str(user_dir), "SWEEPLAB_TRUSTED": "myarch"}
+    # the user's package first, without hiding a PYTHONPATH the tests run under
+    path = os.pathsep.join(filter(None, [str(user_dir), isolated_env.get("PYTHONPATH")]))
+    env = {**isolated_env, "PYTHONPATH": path, "SWEEPLAB_TRUSTED": "myarch"}
     common = (
         f"hydra.searchpath=[file://{user_dir}/configs]",
         f"data.data_dir={fashion_dir}",

@@ -33,6 +33,7 @@ def test_the_collector_is_off_during_the_imports_and_on_after_even_if_one_fails(
     gc.unfreeze()  # leave the test process as it was
 
 
+@pytest.mark.slow  # imports train.py and eval.py in a fresh process
 @pytest.mark.parametrize("script", ["train.py", "eval.py"])
 def test_entry_points_freeze_what_their_imports_made(script: str) -> None:
     code = (
@@ -71,6 +72,7 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 """
 
 
+@pytest.mark.slow  # two Python processes that import torch and Lightning
 @pytest.mark.skipif(not process.is_glibc(), reason="mallopt is glibc's")
 def test_freed_memory_is_kept_so_steps_do_not_fault_their_buffers_again() -> None:
     def page_faults(mode: str) -> int:

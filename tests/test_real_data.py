@@ -9,10 +9,13 @@ import pytest
 
 from tests.conftest import REAL_DATA, run_entry
 
-pytestmark = pytest.mark.skipif(
-    not (REAL_DATA / "train-images-idx3-ubyte.gz").is_file(),
-    reason=f"the real Fashion-MNIST is not in {REAL_DATA}",
-)
+pytestmark = [
+    pytest.mark.skipif(
+        not (REAL_DATA / "train-images-idx3-ubyte.gz").is_file(),
+        reason=f"the real Fashion-MNIST is not in {REAL_DATA}",
+    ),
+    pytest.mark.slow,  # train.py as a process on the real data: CI only
+]
 
 
 @pytest.mark.parametrize(("experiment", "floor"), [("mlp_baseline", 0.83), ("cnn_baseline", 0.87)])

@@ -15,6 +15,9 @@ import submitit
 
 from tests.services import PostgresServer, SlurmCluster
 
+# Every test here starts PostgreSQL or SLURM and processes on them: CI only.
+pytestmark = pytest.mark.slow
+
 WORKER = """
 import os, sys, time
 import optuna

@@ -11,6 +11,7 @@ from sweeplab import tracking
 from tests.conftest import inspect_wandb_run, run_entry
 
 
+@pytest.mark.slow  # train.py and wandb as processes
 def test_offline_run_holds_flat_config_and_test_metrics(
     fashion_dir: Path, tmp_path: Path, isolated_env: dict[str, str]
 ) -> None:
