@@ -3,20 +3,26 @@ without a traceback; reading a storage never creates one; WANDB_MODE=disabled wr
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import optuna
 import pytest
 import torch
+from omegaconf import DictConfig, open_dict
 
+from sweeplab import evaluate, train
+from sweeplab.outputs import WritableOutputs
 from tests.conftest import run_entry, sweeplab_cli
+from tests.test_configs import compose_train
 
 RUN = ("model=mlp", "trainer.max_epochs=1", "data.val_size=100", "logger=none")
 
 
-@pytest.mark.parametrize(
+BAD_VALUES = pytest.mark.parametrize(
     ("overrides", "message"),
     [
         ("model.optimizer.lr=abc", "`model.optimizer.lr`='abc' is invalid: use a positive number"),
@@ -64,6 +70,10 @@ RUN = ("model=mlp", "trainer.max_epochs=1", "data.val_size=100", "logger=none")
         ),
     ],
 )
+
+
+@BAD_VALUES
+@pytest.mark.slow  # train.py as a process; test_a_bad_value_is_refused_in_process is the fast twin
 def test_a_bad_value_stops_the_run_before_training(
     fashion_dir: Path, tmp_path: Path, isolated_env: dict[str, str], overrides: str, message: str
 ) -> None:
@@ -82,7 +92,7 @@ def test_a_bad_value_stops_the_run_before_training(
     assert time.monotonic() - started < 60
 
 
-@pytest.mark.parametrize(
+BAD_ENVIRONMENTS = pytest.mark.parametrize(
     ("env", "overrides", "message"),
     [
         ({"WANDB_MODE": "banana"}, ["logger=wandb"], "WANDB_MODE='banana' is invalid"),
@@ -94,6 +104,10 @@ def test_a_bad_value_stops_the_run_before_training(
         ),
     ],
 )
+
+
+@BAD_ENVIRONMENTS
+@pytest.mark.slow  # train.py as a process
 def test_a_bad_environment_stops_the_run_before_training(
     fashion_dir: Path,
     tmp_path: Path,
@@ -115,6 +129,7 @@ def test_a_bad_environment_stops_the_run_before_training(
     assert not list(tmp_path.rglob("*.ckpt"))
 
 
+@pytest.mark.slow  # the CLI as a process
 def test_reading_a_missing_storage_never_creates_one(
     tmp_path: Path, isolated_env: dict[str, str]
 ) -> None:
@@ -130,6 +145,7 @@ def test_reading_a_missing_storage_never_creates_one(
     assert "holds no study 'nope'; it holds real" in unknown.stderr
 
 
+@pytest.mark.slow  # the CLI as a process
 def test_a_corrupt_results_file_or_a_wrong_study_is_one_paragraph(
     tmp_path: Path, isolated_env: dict[str, str]
 ) -> None:
@@ -144,6 +160,7 @@ def test_a_corrupt_results_file_or_a_wrong_study_is_one_paragraph(
     assert other.returncode == 1 and "is study 's', not 't'" in other.stderr
 
 
+@pytest.mark.slow  # train.py as a process
 def test_wandb_disabled_writes_no_run(
     fashion_dir: Path, tmp_path: Path, isolated_env: dict[str, str]
 ) -> None:
@@ -161,6 +178,7 @@ def test_wandb_disabled_writes_no_run(
     assert list(tmp_path.rglob("metrics.json")) and not list(tmp_path.rglob("*wandb*"))
 
 
+@pytest.mark.slow  # train.py as a process
 @pytest.mark.parametrize("name", ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"])
 def test_a_corrupt_test_file_fails_before_training(
     fashion_dir: Path, tmp_path: Path, isolated_env: dict[str, str], name: str
@@ -176,7 +194,7 @@ def test_a_corrupt_test_file_fails_before_training(
     assert not list(tmp_path.rglob("*.ckpt"))
 
 
-@pytest.mark.parametrize(
+BAD_CHECKPOINTS = pytest.mark.parametrize(
     ("argument", "message"),
     [
         (None, "`ckpt_path` is required"),
@@ -186,24 +204,34 @@ def test_a_corrupt_test_file_fails_before_training(
         ("ckpt_path={tmp}/fake/checkpoints/best.ckpt", "is not the config of a training run"),
     ],
 )
-def test_eval_refuses_a_missing_or_corrupt_checkpoint(
-    tmp_path: Path, isolated_env: dict[str, str], argument: str | None, message: str
-) -> None:
+
+
+def checkpoints(tmp_path: Path) -> None:
+    """A corrupt checkpoint in run/, and in fake/ a readable one whose run directory holds a
+    config that is not a training run's."""
     corrupt = tmp_path / "run" / "checkpoints" / "best.ckpt"
     corrupt.parent.mkdir(parents=True)
     corrupt.write_bytes(b"not a checkpoint")
-    # a readable checkpoint whose run directory holds a config that is not a training run's
     fake = tmp_path / "fake" / "checkpoints" / "best.ckpt"
     fake.parent.mkdir(parents=True)
     torch.save({"state_dict": {}}, fake)
     (tmp_path / "fake" / ".hydra").mkdir()
     (tmp_path / "fake" / ".hydra" / "config.yaml").write_text("foo: 1\n")
+
+
+@BAD_CHECKPOINTS
+@pytest.mark.slow  # eval.py as a process
+def test_eval_refuses_a_missing_or_corrupt_checkpoint(
+    tmp_path: Path, isolated_env: dict[str, str], argument: str | None, message: str
+) -> None:
+    checkpoints(tmp_path)
     args = argument.format(tmp=tmp_path).split() if argument else []
     result = run_entry("eval.py", *args, env=isolated_env, log_dir=tmp_path / "logs")
     assert result.returncode == 1
     assert message in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow  # train.py as a process
 @pytest.mark.parametrize("multirun", [False, True])
 def test_an_unwritable_log_dir_is_one_paragraph(
     fashion_dir: Path, tmp_path: Path, isolated_env: dict[str, str], multirun: bool
@@ -222,3 +250,109 @@ def test_an_unwritable_log_dir_is_one_paragraph(
     assert result.returncode == 1
     assert "is not writable (Not a directory)" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# -- the same refusals in this process (the fast loop): the entry points' functions on a
+# config composed as train.py and eval.py compose it, with the paragraph they exit with.
+
+
+@pytest.fixture
+def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As ``isolated_env`` for a process: no W&B or data settings, the cache in tmp."""
+    for key in [k for k in os.environ if k.startswith(("WANDB_", "FASHION_", "SWEEPLAB_"))]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+
+def exit_paragraph(
+    entry: Callable[[DictConfig], object], cfg: DictConfig, capsys: pytest.CaptureFixture[str]
+) -> str:
+    """What ``entry(cfg)`` prints as it exits with status 1 (a failure if it does not)."""
+    with pytest.raises(SystemExit) as exited:
+        entry(cfg)
+    assert exited.value.code == 1
+    return capsys.readouterr().err
+
+
+def refused_run(tmp_path: Path, capsys: pytest.CaptureFixture[str], *overrides: str) -> str:
+    cfg = compose_train(*overrides)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(tmp_path / "run")
+    stderr = exit_paragraph(train.main, cfg, capsys)
+    assert not list(tmp_path.rglob("*.ckpt"))  # no epoch was trained
+    return stderr
+
+
+@BAD_VALUES
+def test_a_bad_value_is_refused_in_process(
+    fashion_dir: Path,
+    tmp_path: Path,
+    clean_env: None,
+    capsys: pytest.CaptureFixture[str],
+    overrides: str,
+    message: str,
+) -> None:
+    data = f"data.data_dir={fashion_dir}"
+    assert message in refused_run(tmp_path, capsys, *RUN, data, *overrides.split())
+
+
+@BAD_ENVIRONMENTS
+def test_a_bad_environment_is_refused_in_process(
+    fashion_dir: Path,
+    tmp_path: Path,
+    clean_env: None,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    env: dict[str, str],
+    overrides: list[str],
+    message: str,
+) -> None:
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    data = f"data.data_dir={fashion_dir}"
+    assert message in refused_run(tmp_path, capsys, *RUN[:-1], data, *overrides)
+
+
+@pytest.mark.parametrize("name", ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"])
+def test_a_corrupt_test_file_is_refused_in_process(
+    fashion_dir: Path,
+    tmp_path: Path,
+    clean_env: None,
+    capsys: pytest.CaptureFixture[str],
+    name: str,
+) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(fashion_dir, data, ignore=shutil.ignore_patterns(".*"))
+    (data / name).write_bytes((data / name).read_bytes()[:-40])  # truncated
+    assert name in refused_run(tmp_path, capsys, *RUN, f"data.data_dir={data}")
+
+
+@BAD_CHECKPOINTS
+def test_eval_refuses_a_bad_checkpoint_in_process(
+    tmp_path: Path,
+    clean_env: None,
+    capsys: pytest.CaptureFixture[str],
+    argument: str | None,
+    message: str,
+) -> None:
+    checkpoints(tmp_path)
+    args = argument.format(tmp=tmp_path).split() if argument else []
+    cfg = compose_train(*args, config_name="eval")
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(tmp_path / "eval")
+    assert message in exit_paragraph(evaluate.main, cfg, capsys)
+
+
+def test_an_unwritable_log_dir_is_refused_before_hydra_makes_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The Hydra callback train.py and eval.py run before Hydra creates the run's directory."""
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    config = DictConfig({"paths": {"log_dir": str(blocker / "logs")}})
+    stderr = exit_paragraph(WritableOutputs().on_run_start, config, capsys)
+    assert "is not writable (Not a directory)" in stderr
+    sweep = DictConfig({"hydra": {"sweep": {"dir": str(blocker / "sweeps" / "s")}}})
+    assert "is not writable" in exit_paragraph(WritableOutputs().on_multirun_start, sweep, capsys)
+    WritableOutputs().on_run_start(DictConfig({"paths": {"log_dir": str(tmp_path / "ok")}}))
+    assert (tmp_path / "ok").is_dir()

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 from hydra.errors import MissingConfigException
-from omegaconf import open_dict
+from omegaconf import OmegaConf, open_dict
 
-from sweeplab import train
+from sweeplab import evaluate, train
 from sweeplab.errors import ConfigError
 from tests.conftest import run_entry
 from tests.test_configs import compose_train
@@ -25,6 +25,7 @@ def _only_run_dir(log_dir: Path, name: str) -> Path:
     return runs[0]
 
 
+@pytest.mark.slow  # train.py and eval.py as processes
 def test_train_then_eval_on_synthetic_data(
     fashion_dir: Path, tmp_path: Path, isolated_env: dict[str, str]
 ) -> None:
@@ -92,6 +93,48 @@ def test_same_seed_same_metrics(fashion_dir: Path, tmp_path: Path) -> None:
     assert (tmp_path / "a" / "metrics.json").is_file()
 
 
+def test_train_then_eval_in_process(fashion_dir: Path, tmp_path: Path) -> None:
+    """The fast twin of test_train_then_eval_on_synthetic_data: eval.py's task on the best
+    checkpoint of a run trained in this process."""
+    trained = _run_in_process(fashion_dir, tmp_path / "run", "trainer.max_epochs=1")
+    assert trained["epochs"] == 1 and Path(trained["ckpt_path"]).is_file()
+    # Hydra would have saved the run's config there: eval rebuilds the model from it
+    saved = compose_train(
+        f"data.data_dir={fashion_dir}", "logger=none", "trainer=cpu", *QUICK, "trainer.max_epochs=1"
+    )
+    (tmp_path / "run" / ".hydra").mkdir()
+    OmegaConf.save(saved, tmp_path / "run" / ".hydra" / "config.yaml", resolve=True)
+    cfg = compose_train(f"ckpt_path={trained['ckpt_path']}", config_name="eval")
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(tmp_path / "eval")
+    (tmp_path / "eval").mkdir()  # as Hydra makes the run's directory
+    evaluated = evaluate.run(cfg)
+    assert evaluated["metrics"]["test/acc"] == pytest.approx(trained["metrics"]["test/acc"])
+    assert evaluated["data_sha256"] == trained["data_sha256"]
+    assert (tmp_path / "eval" / "metrics.json").is_file()
+
+
+def test_seeds_train_each_seed_and_return_their_mean(fashion_dir: Path, tmp_path: Path) -> None:
+    """train.py's task with seeds=2, in this process: a run per seed and their summary."""
+    cfg = compose_train(
+        f"data.data_dir={fashion_dir}",
+        "logger=none",
+        "trainer=cpu",
+        *QUICK,
+        "trainer.max_epochs=1",
+        "seeds=2",
+        "seed=7",
+    )
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(tmp_path)
+    value = train.main(cfg)
+    summary = json.loads((tmp_path / "seeds.json").read_text())
+    assert summary["seeds"] == [7, 8] and len(summary["metrics"]["val/acc_best"]["values"]) == 2
+    assert value == pytest.approx(summary["metrics"]["val/acc_best"]["mean"])
+    for seed in (7, 8):
+        assert json.loads((tmp_path / f"seed_{seed}" / "metrics.json").read_text())["seed"] == seed
+
+
 @pytest.mark.parametrize(
     ("override", "expected"),
     [
@@ -121,6 +164,7 @@ def test_unknown_optimizer_lists_the_options() -> None:
         compose_train("model/optimizer=lamb")
 
 
+@pytest.mark.slow  # train.py as a process
 def test_negative_layer_size_exits_with_a_paragraph(
     fashion_dir: Path, tmp_path: Path, isolated_env: dict[str, str]
 ) -> None:
@@ -137,6 +181,7 @@ def test_negative_layer_size_exits_with_a_paragraph(
     assert "Traceback" not in result.stderr + result.stdout
 
 
+@pytest.mark.slow  # train.py as a process
 def test_missing_data_dir_fails_fast_without_traceback(
     tmp_path: Path, isolated_env: dict[str, str]
 ) -> None:
