@@ -15,6 +15,7 @@ import optuna
 import pytest
 import yaml
 from hydra.core.global_hydra import GlobalHydra
+from optuna.storages import InMemoryStorage
 
 from sweeplab import cli, dashboard, record
 from sweeplab.sweep import report
@@ -202,3 +203,25 @@ def test_dashboard_serves_the_study_until_ctrl_c(
     assert out.rstrip().endswith("Dashboard stopped.")
     [listed] = answers
     assert [s["study_name"] for s in listed["study_summaries"]] == ["demo"], listed
+
+
+def test_dashboard_start_line_never_shows_a_password(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    class Server:  # serves nothing: Ctrl-C at once
+        server_port = 8080
+
+        def __enter__(self) -> Server:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            pass
+
+        def serve_forever(self) -> None:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(dashboard, "open_existing_storage", lambda source: InMemoryStorage())
+    monkeypatch.setattr(dashboard, "make_server", lambda *args, **kwargs: Server())
+    dashboard.serve("postgresql://bob:hunter2@db.example/optuna", port=0)
+    out = capsys.readouterr().out
+    assert "bob:***@db.example" in out and "hunter2" not in out

@@ -63,3 +63,10 @@ def test_a_good_sweep_opens_its_study_with_the_configured_parts(tmp_path: Path) 
     assert "model.net.units" in sweep.space.params and not sweep.space.groups - {"model/optimizer"}
     unpruned = _open(tmp_path / "b")
     assert type(unpruned.study.pruner).__name__ == "NopPruner"  # not Optuna's default Median
+
+
+@pytest.mark.parametrize("name", ["os.system", "builtins.print"])
+def test_a_custom_search_space_goes_through_the_trust_check(tmp_path: Path, name: str) -> None:
+    with pytest.raises(ConfigError, match=f"custom_search_space`='{name}' is not trusted"):
+        _open(tmp_path, f"hydra.sweeper.custom_search_space={name}")
+    assert not (tmp_path / "sweep").exists()

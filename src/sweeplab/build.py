@@ -31,7 +31,7 @@ def instantiate(node: Any, key: str, **kwargs: Any) -> Any:
     target = node.get("_target_") if isinstance(node, DictConfig) else None
     allowed = trusted_targets()
     if isinstance(target, str):
-        check_trusted(target, key, allowed)
+        check_trusted(target, f"{key}._target_", allowed)
     try:
         return hydra_compat.instantiate(node, allowed, **kwargs)
     except SweeplabError:

@@ -9,6 +9,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 import optuna_dashboard
 
 from sweeplab.errors import ConfigError
+from sweeplab.redaction import redact
 from sweeplab.sweep.storage import open_existing_storage
 
 __all__ = ["serve"]
@@ -41,8 +42,8 @@ def serve(source: str, host: str = "127.0.0.1", port: int = 8080) -> None:
         ) from None
     shown_host = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host
     print(
-        f"optuna-dashboard on {source}: http://{shown_host}:{server.server_port}/dashboard/ "
-        "(Ctrl-C stops it)",
+        f"optuna-dashboard on {redact(source)}: "
+        f"http://{shown_host}:{server.server_port}/dashboard/ (Ctrl-C stops it)",
         flush=True,
     )
     with server:

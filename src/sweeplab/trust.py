@@ -30,10 +30,11 @@ def trusted_targets() -> list[str]:
 
 
 def check_trusted(target: str, key: str, allowed: list[str]) -> None:
-    """Refuse ``target`` (at config ``key``) unless it matches one of ``allowed``."""
+    """Refuse the dotted name ``target``, read from config ``key`` (a ``_target_`` or any other
+    name a config turns into a Python object), unless it matches one of ``allowed``."""
     if not any(fnmatch.fnmatch(target, pattern) for pattern in allowed):
         raise ConfigError(
-            f"`{key}._target_`={target!r} is not trusted: sweeplab instantiates only "
+            f"`{key}`={target!r} is not trusted: sweeplab instantiates only "
             f"{', '.join(allowed)}. If it is your own code, name its package in the "
             f"environment variable {TRUSTED_ENV} (comma-separated module prefixes), e.g. "
             f"{TRUSTED_ENV}={target.split('.')[0]} python train.py ..."

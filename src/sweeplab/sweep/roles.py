@@ -36,6 +36,7 @@ from sweeplab.sweep.spaces import LayerSpace, SearchSpace, base_overrides
 from sweeplab.sweep.storage import open_storage
 from sweeplab.sweep.wandb_study import log_study, wandb_settings
 from sweeplab.sweep.worker import Budget, Launch, Worker
+from sweeplab.trust import check_trusted, trusted_targets
 
 __all__ = ["Sweep", "open_sweep", "run_command", "run_worker"]
 
@@ -242,6 +243,7 @@ def _check_multi_objective(
 def _extender(path: str | None) -> Callable[..., None] | None:
     if not path:
         return None
+    check_trusted(path, "hydra.sweeper.custom_search_space", trusted_targets())
     try:
         return get_method(path)
     except Exception as e:
