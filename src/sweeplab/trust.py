@@ -1,23 +1,80 @@
-"""What a config may instantiate: sweeplab's own targets, and the module prefixes a user
-names in ``SWEEPLAB_TRUSTED`` for their own architectures."""
+"""What a config may turn into a Python object: the names meant for configs, one by one, and
+the packages a user trusts for their own code (``SWEEPLAB_TRUSTED``).
+
+Never a whole package of sweeplab's or of a library's: a config that may name anything under
+``sweeplab.*`` may name a function that starts a process. The names are sweeplab's own config
+targets and the classes of the families a config chooses from (torch's optimizers and LR
+schedules, Lightning's callbacks and loggers; Optuna's samplers and pruners for the sweeper's
+own groups), listed from the installed libraries, so that a new optimizer is there without a
+change here.
+"""
 
 from __future__ import annotations
 
 import fnmatch
+import functools
+import importlib
 import os
 import re
 
 from sweeplab.errors import ConfigError
 
-__all__ = ["BUILTIN_TARGETS", "TRUSTED_ENV", "check_trusted", "trusted_targets"]
+__all__ = [
+    "SWEEPLAB_TARGETS",
+    "TRUSTED_ENV",
+    "check_trusted",
+    "family",
+    "trusted_targets",
+]
 
-BUILTIN_TARGETS = ("sweeplab.*", "torch.optim.*", "optuna.pruners.*", "pytorch_lightning.*")
+# sweeplab's names that configs/ instantiate (each is in its module's __all__).
+SWEEPLAB_TARGETS = (
+    "sweeplab.data.fashion_mnist.FashionMNISTDataModule",
+    "sweeplab.models.classifier.Classifier",
+    "sweeplab.models.cnn.CNN",
+    "sweeplab.models.mlp.MLP",
+    "sweeplab.models.resnet.ResNet",
+    "sweeplab.outputs.WritableOutputs",
+    "sweeplab.progress_bar.ThrottledRichProgressBar",
+    "sweeplab.sweep.sweeper.SweeplabOptunaSweeper",
+    "sweeplab.tracking.wandb_logger",
+    "sweeplab.trainers.trainer",
+)
+# The families a training config chooses from: (module a config names, base class).
+TRAINING_FAMILIES = (
+    ("torch.optim", "torch.optim.Optimizer"),
+    ("torch.optim.lr_scheduler", "torch.optim.lr_scheduler.LRScheduler"),
+    ("pytorch_lightning.callbacks", "pytorch_lightning.callbacks.Callback"),
+    ("pytorch_lightning.loggers", "pytorch_lightning.loggers.Logger"),
+)
 TRUSTED_ENV = "SWEEPLAB_TRUSTED"
 MODULE_PREFIX = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
+MEANT = (
+    "sweeplab instantiates only the names meant for configs: its models, data module, "
+    "trainer, logger and progress bar, torch's optimizers and LR schedules, Lightning's "
+    "callbacks and loggers (sweeplab.trust lists them), and the packages named in "
+    f"{TRUSTED_ENV}"
+)
+
+
+@functools.cache
+def family(module_name: str, base_path: str) -> tuple[str, ...]:
+    """``module.Name`` for every class that ``module`` exports and that derives from the
+    class at ``base_path``."""
+    module = importlib.import_module(module_name)
+    base_module, _, base_name = base_path.rpartition(".")
+    base = getattr(importlib.import_module(base_module), base_name)
+    exported = getattr(module, "__all__", None) or [n for n in dir(module) if n[:1].isupper()]
+    return tuple(
+        f"{module_name}.{name}"
+        for name in exported
+        if isinstance(getattr(module, name, None), type) and issubclass(getattr(module, name), base)
+    )
 
 
 def trusted_targets() -> list[str]:
-    """sweeplab's own targets and those under the prefixes named in ``SWEEPLAB_TRUSTED``."""
+    """Every name a training config may instantiate, then ``pkg.*`` for each package named
+    in ``SWEEPLAB_TRUSTED``."""
     prefixes = [p.strip() for p in os.environ.get(TRUSTED_ENV, "").split(",") if p.strip()]
     for prefix in prefixes:
         if not MODULE_PREFIX.fullmatch(prefix):
@@ -26,7 +83,8 @@ def trusted_targets() -> list[str]:
                 f"Python module names separated by commas, e.g. {TRUSTED_ENV}=myarch,lab.models "
                 "(each trusts that module and everything under it)."
             )
-    return [*BUILTIN_TARGETS, *(f"{p}.*" for p in prefixes)]
+    families = [name for module, base in TRAINING_FAMILIES for name in family(module, base)]
+    return [*SWEEPLAB_TARGETS, *families, *(f"{p}.*" for p in prefixes)]
 
 
 def check_trusted(target: str, key: str, allowed: list[str]) -> None:
@@ -34,8 +92,7 @@ def check_trusted(target: str, key: str, allowed: list[str]) -> None:
     name a config turns into a Python object), unless it matches one of ``allowed``."""
     if not any(fnmatch.fnmatch(target, pattern) for pattern in allowed):
         raise ConfigError(
-            f"`{key}`={target!r} is not trusted: sweeplab instantiates only "
-            f"{', '.join(allowed)}. If it is your own code, name its package in the "
-            f"environment variable {TRUSTED_ENV} (comma-separated module prefixes), e.g. "
-            f"{TRUSTED_ENV}={target.split('.')[0]} python train.py ..."
+            f"`{key}`={target!r} is not trusted: {MEANT}. If it is your own code, name its "
+            f"package in the environment variable {TRUSTED_ENV} (comma-separated module "
+            f"prefixes), e.g. {TRUSTED_ENV}={target.split('.')[0]} python train.py ..."
         )

@@ -15,10 +15,15 @@ from sweeplab.compat import hydra as hydra_compat
 from sweeplab.compat.optuna import experimental
 from sweeplab.errors import ConfigError
 from sweeplab.sweep.spaces import SearchSpace
+from sweeplab.trust import family
 
 __all__ = ["build_pruner", "build_sampler"]
 
 log = logging.getLogger(__name__)
+
+# What these groups may instantiate: Optuna's samplers and pruners, by name.
+SAMPLERS = ("optuna.samplers", "optuna.samplers.BaseSampler")
+PRUNERS = ("optuna.pruners", "optuna.pruners.BasePruner")
 
 
 def build_sampler(
@@ -29,7 +34,7 @@ def build_sampler(
     if node is None:
         return None, n_trials
     with experimental():  # e.g. TPE's `group`: experimental, and what we want
-        sampler = _instantiate(node, "hydra.sweeper.sampler", "optuna.samplers.*")
+        sampler = _instantiate(node, "hydra.sweeper.sampler", SAMPLERS)
     if getattr(sampler, "func", None) is optuna.samplers.GridSampler:
         grid = space.grid()
         size = math.prod(len(values) for values in grid.values())
@@ -44,7 +49,7 @@ def build_pruner(
     """The pruner configured at ``key``; Optuna's no-op pruner when pruning is off."""
     if not node:
         return optuna.pruners.NopPruner()
-    pruner = _instantiate(node, key, "optuna.pruners.*")
+    pruner = _instantiate(node, key, PRUNERS)
     if isinstance(pruner, optuna.pruners.HyperbandPruner):
         # Hyperband builds its successive-halving brackets at the first report, so a setting
         # they refuse (reduction_factor=1) would fail trials mid-sweep: build one now, for
@@ -61,9 +66,9 @@ def build_pruner(
     return pruner
 
 
-def _instantiate(node: DictConfig, key: str, allowed: str) -> Any:
+def _instantiate(node: DictConfig, key: str, allowed: tuple[str, str]) -> Any:
     try:
-        return hydra_compat.instantiate(node, [allowed])
+        return hydra_compat.instantiate(node, family(*allowed))
     except Exception as e:
         raise ConfigError(
             f"Invalid config at `{key}`: {e}. Pick one of the options of the "
