@@ -53,10 +53,11 @@ def test_trainers_get_the_free_profiler_unless_one_is_asked_for() -> None:
 
 
 def test_the_factory_gets_the_trainer_config_without_its_process_settings() -> None:
-    cfg = compose_train("trainer=cpu", "+trainer.profiler._target_=sweeplab.trainers.NoProfiler")
+    profiler = "+trainer.profiler._target_=pytorch_lightning.profilers.SimpleProfiler"
+    cfg = compose_train("trainer=cpu", profiler)
     arguments = trainers.without_process_settings(cfg.trainer)
     assert "keep_freed_memory" not in arguments
     assert cfg.trainer.keep_freed_memory is True  # the run's config, as logged, keeps it
     assert arguments.default_root_dir == cfg.paths.output_dir  # interpolations resolved
     trainer = build.instantiate(arguments, "trainer", logger=False)
-    assert isinstance(trainer.profiler, trainers.NoProfiler)
+    assert isinstance(trainer.profiler, SimpleProfiler)

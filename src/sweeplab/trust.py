@@ -4,9 +4,9 @@ the packages a user trusts for their own code (``SWEEPLAB_TRUSTED``).
 Never a whole package of sweeplab's or of a library's: a config that may name anything under
 ``sweeplab.*`` may name a function that starts a process. The names are sweeplab's own config
 targets and the classes of the families a config chooses from (torch's optimizers and LR
-schedules, Lightning's callbacks and loggers; Optuna's samplers and pruners for the sweeper's
-own groups), listed from the installed libraries, so that a new optimizer is there without a
-change here.
+schedules, Lightning's callbacks, loggers and profilers; Optuna's samplers and pruners for the
+sweeper's own groups), listed from the installed libraries, so that a new optimizer is there
+without a change here.
 """
 
 from __future__ import annotations
@@ -46,13 +46,14 @@ TRAINING_FAMILIES = (
     ("torch.optim.lr_scheduler", "torch.optim.lr_scheduler.LRScheduler"),
     ("pytorch_lightning.callbacks", "pytorch_lightning.callbacks.Callback"),
     ("pytorch_lightning.loggers", "pytorch_lightning.loggers.Logger"),
+    ("pytorch_lightning.profilers", "pytorch_lightning.profilers.Profiler"),
 )
 TRUSTED_ENV = "SWEEPLAB_TRUSTED"
 MODULE_PREFIX = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 MEANT = (
     "sweeplab instantiates only the names meant for configs: its models, data module, "
     "trainer, logger and progress bar, torch's optimizers and LR schedules, Lightning's "
-    "callbacks and loggers (sweeplab.trust lists them), and the packages named in "
+    "callbacks, loggers and profilers (sweeplab.trust lists them), and the packages named in "
     f"{TRUSTED_ENV}"
 )
 
