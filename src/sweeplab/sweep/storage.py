@@ -34,6 +34,7 @@ __all__ = [
     "has_heartbeat",
     "is_journal",
     "journal_path",
+    "local_file",
     "open_existing_storage",
     "open_storage",
 ]
@@ -112,7 +113,7 @@ def open_existing_storage(source: str) -> BaseStorage:
                 "sqlite:///logs/sweeps/<study name>/optuna.db or postgresql://user@host/db."
             )
         url = f"sqlite:///{directory / DEFAULT_SQLITE_FILE}"
-    existing = _local_file(url)
+    existing = local_file(url)
     if existing is not None and not existing.is_file():
         raise ConfigError(
             f"There is no study storage at {existing} ({redact(url)}). Check the path: a "
@@ -123,7 +124,7 @@ def open_existing_storage(source: str) -> BaseStorage:
     return open_storage(url)
 
 
-def _local_file(url: str) -> Path | None:
+def local_file(url: str) -> Path | None:
     """The file behind a SQLite or journal URL (``None`` for a database server)."""
     if is_journal(url):
         return journal_path(url)
