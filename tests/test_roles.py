@@ -70,3 +70,48 @@ def test_a_custom_search_space_goes_through_the_trust_check(tmp_path: Path, name
     with pytest.raises(ConfigError, match=f"custom_search_space`='{name}' is not trusted"):
         _open(tmp_path, f"hydra.sweeper.custom_search_space={name}")
     assert not (tmp_path / "sweep").exists()
+
+
+def _stored(sweep: roles.Sweep) -> dict:
+    return sweep.study.user_attrs
+
+
+def test_a_resumed_study_keeps_what_it_is(tmp_path: Path) -> None:
+    first = _stored(_open(tmp_path))
+    assert _stored(_open(tmp_path)) == first  # the same command resumes, rewriting nothing
+    assert "model=mlp" in first["base_overrides"]
+    assert "model.net.units" in first["search_spaces"][0]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "arguments", "named"),
+    [
+        (["objective=val_acc"], (), "objectives ['val/loss_best'] is now ['val/acc_best']"),
+        (["hparams_search=cnn_optuna", "name=mlp_optuna"], (), "`model=mlp` is now `model=cnn`"),
+        ([], ("model.net.units=range(10, 40, step=10)",), "`model.net.units` was 50..350"),
+        ([], ("trainer.max_epochs=3",), "`trainer.max_epochs unset` is now"),
+        ([], ("model.optimizer.lr=interval(0.001, 0.1)",), "`model.optimizer.lr` was choice"),
+    ],
+)
+def test_a_study_name_cannot_hold_another_experiment(
+    tmp_path: Path, overrides: list[str], arguments: tuple[str, ...], named: str
+) -> None:
+    before = _stored(_open(tmp_path))
+    with pytest.raises(ConfigError, match="is another experiment") as refused:
+        _open(tmp_path, *overrides, arguments=arguments)
+    assert named in str(refused.value) and "name=" in str(refused.value)
+    assert _stored(_open(tmp_path)) == before  # the refusal wrote nothing
+
+
+def test_a_wider_space_resumes_and_is_recorded(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    _open(tmp_path)
+    wider = (
+        "model.net.units=range(50, 600, step=50)",
+        "model.optimizer.lr=choice(0.1,0.01,0.001,0.0001)",
+    )
+    with caplog.at_level("INFO"):
+        spaces = _stored(_open(tmp_path, arguments=wider))["search_spaces"]
+    assert len(spaces) == 2 and spaces[0] != spaces[1]
+    assert "model.net.units: 50..350 step 50 -> 50..550 step 50" in caplog.text

@@ -9,14 +9,17 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import optuna
-from omegaconf import DictConfig, OmegaConf
+import yaml
+from optuna.distributions import json_to_distribution
 
 from sweeplab.errors import ConfigError
 from sweeplab.overrides import override_key
 from sweeplab.redaction import redact
 from sweeplab.sweep import queries
+from sweeplab.sweep.recorded import check_plain, check_recorded
 from sweeplab.sweep.report import RESULTS_FILE
 from sweeplab.sweep.storage import is_journal, open_existing_storage
 
@@ -58,32 +61,67 @@ def load_best(source: str, study_name: str | None = None) -> list[BestTrial]:
             "a sweep wrote (logs/sweeps/<study name>) or an Optuna storage URL such as "
             "sqlite:///logs/sweeps/<study name>/optuna.db."
         )
-    try:
-        results = OmegaConf.load(results_path)
+    try:  # plain YAML: a results file is data, never resolved as a config
+        results = yaml.safe_load(results_path.read_text())
     except Exception as e:  # not YAML: a file edited or cut short by hand
         raise ConfigError(
             f"{results_path} cannot be read ({type(e).__name__}). The study's storage still "
             "holds every trial: re-run the sweep's command to rewrite the file, or read the "
             f"study directly with sweeplab best sqlite:///{Path(source) / 'optuna.db'}."
         ) from None
+    if not isinstance(results, dict):
+        results = {}
     if study_name is not None and results.get("study_name") != study_name:
         raise ConfigError(
             f"The sweep in {source} is study {results.get('study_name')!r}, not {study_name!r}: "
             "--study selects a study in a storage URL; leave it out for a sweep directory."
         )
-    name = str(results.get("study_name"))
-    if isinstance(results, DictConfig) and results.get("solutions"):
-        return [
-            BestTrial(name, int(s.number), [float(v) for v in s["values"]], list(s.overrides))
-            for s in results.solutions
-        ]
-    if not isinstance(results, DictConfig) or "best_overrides" not in results:
+    if not (results.get("solutions") or "best_overrides" in results):
         raise ConfigError(
             f"The sweep in {source} has no complete trial yet, so no best configuration. "
             "Run (or resume) the sweep first."
         )
-    overrides = [str(o) for o in results.best_overrides]
-    return [BestTrial(name, int(results.best_trial), [float(results.best_value)], overrides)]
+    try:
+        return _from_results(results, str(results_path))
+    except ConfigError:
+        raise
+    except Exception as e:  # fields edited by hand
+        raise ConfigError(
+            f"{results_path} lacks what a sweep writes ({type(e).__name__}: {e}). Re-run the "
+            "sweep's command to rewrite it, or read the study with sweeplab best "
+            f"sqlite:///{Path(source) / 'optuna.db'}."
+        ) from None
+
+
+def _from_results(results: dict[str, Any], where: str) -> list[BestTrial]:
+    """The best trial(s) a results file names, their overrides checked against the base
+    overrides, parameters and search space recorded with them."""
+    base = [str(o) for o in results.get("base_overrides") or []]
+    recorded = results.get("search_space")
+    space = {k: json_to_distribution(str(v)) for k, v in recorded.items()} if recorded else None
+    if results.get("solutions"):
+        chosen = [
+            (s["number"], s["values"], s["overrides"], s["params"]) for s in results["solutions"]
+        ]
+    else:
+        chosen = [
+            (
+                results["best_trial"],
+                [results["best_value"]],
+                results["best_overrides"],
+                results["best_params"],
+            )
+        ]
+    trials = []
+    for number, values, overrides, params in chosen:
+        overrides = [str(o) for o in overrides]
+        if "base_overrides" in results:
+            check_recorded(overrides, where, base=base, params=dict(params), space=space)
+        else:  # written before base overrides were recorded: what the file can tell
+            check_plain(overrides, where)
+        values = [float(v) for v in values]
+        trials.append(BestTrial(str(results["study_name"]), int(number), values, overrides))
+    return trials
 
 
 def _from_storage(storage: str, study_name: str | None) -> list[BestTrial]:
@@ -110,11 +148,14 @@ def _from_storage(storage: str, study_name: str | None) -> list[BestTrial]:
         raise ConfigError(
             f"Study {study_name} has no complete trial yet, so no best configuration."
         )
-    base = queries.base_overrides(study)
-    return [
-        BestTrial(study_name, t.number, list(t.values), queries.best_overrides(t, base))
-        for t in best
-    ]
+    base, space = queries.base_overrides(study), queries.search_space(study)
+    where = f"study {study_name} of {redact(storage)}"
+    trials = []
+    for trial in best:
+        overrides = queries.best_overrides(trial, base)
+        check_recorded(overrides, where, base=base, params=trial.params, space=space)
+        trials.append(BestTrial(study_name, trial.number, list(trial.values), overrides))
+    return trials
 
 
 def expand_best_of(argv: list[str]) -> list[str]:

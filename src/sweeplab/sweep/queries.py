@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 import optuna
+from optuna.distributions import BaseDistribution, json_to_distribution
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
@@ -27,6 +28,7 @@ __all__ = [
     "complete_trials",
     "count",
     "count_finished",
+    "custom_search_space",
     "duration_s",
     "epochs_run",
     "epochs_total",
@@ -40,6 +42,8 @@ __all__ = [
     "ran",
     "reported_trials",
     "retry_of",
+    "search_space",
+    "search_space_history",
     "state_counts",
     "trial",
     "trial_rows",
@@ -76,6 +80,25 @@ def value_columns(study: optuna.Study) -> list[str]:
 def base_overrides(study: optuna.Study) -> list[str]:
     """What every trial's overrides apply to (model, objective, ...), as stored at creation."""
     return list(study.user_attrs.get(stored.BASE_OVERRIDES, []))
+
+
+def search_space_history(study: optuna.Study) -> list[dict[str, str]]:
+    """The study's search space as created, then as each widening resume left it (JSON
+    distributions by parameter name); empty for a study stored before spaces were."""
+    return list(study.user_attrs.get(stored.SEARCH_SPACES, []))
+
+
+def custom_search_space(study: optuna.Study) -> str | None:
+    return study.user_attrs.get(stored.CUSTOM_SEARCH_SPACE)
+
+
+def search_space(study: optuna.Study) -> dict[str, BaseDistribution] | None:
+    """Every parameter a trial may have now (per-layer ones as ``key[i]``); ``None`` when
+    that is unknown: a study stored before spaces were, or a custom_search_space's."""
+    history = search_space_history(study)
+    if not history or custom_search_space(study):
+        return None
+    return {name: json_to_distribution(text) for name, text in history[-1].items()}
 
 
 def best_trial(study: optuna.Study) -> FrozenTrial | None:

@@ -14,6 +14,7 @@ from typing import Any
 
 import optuna
 from omegaconf import OmegaConf
+from optuna.distributions import BaseDistribution, distribution_to_json
 from optuna.trial import FrozenTrial
 
 from sweeplab.compat.optuna import experimental
@@ -67,6 +68,9 @@ def write_results(
         "trials": queries.state_counts(trials),
         # validation epochs run by all trials together: what pruning saves
         "epochs_total": queries.epochs_total(trials),
+        # what best_of checks the overrides below against before running them
+        "base_overrides": base_overrides,
+        "search_space": _as_json(queries.search_space(study)),
     }
     if queries.is_multi_objective(study):
         # The Pareto set, as the stock Optuna sweeper writes it (params, values), with each
@@ -88,6 +92,10 @@ def write_results(
             "best_overrides": queries.best_overrides(best, base_overrides),
         }
     write_atomic(path, lambda tmp: OmegaConf.save(OmegaConf.create(results), tmp))
+
+
+def _as_json(space: dict[str, BaseDistribution] | None) -> dict[str, str] | None:
+    return None if space is None else {k: distribution_to_json(d) for k, d in space.items()}
 
 
 def write_trials_csv(trials: list[FrozenTrial], path: Path, objectives: list[str]) -> None:

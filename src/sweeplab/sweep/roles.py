@@ -20,20 +20,19 @@ from omegaconf import DictConfig, OmegaConf
 from optuna.storages import BaseStorage
 
 from sweeplab.checks import objectives
-from sweeplab.compat.optuna import experimental
 from sweeplab.errors import ConfigError
 from sweeplab.outputs import writable_dir
 from sweeplab.overrides import format_override
 from sweeplab.redaction import redact
 from sweeplab.sweep import queries, report, workers
-from sweeplab.sweep import study as stored
 from sweeplab.sweep.algorithms import build_pruner, build_sampler
 from sweeplab.sweep.context import TrialContext, share_storage
+from sweeplab.sweep.identity import StudyIdentity, space_of
 from sweeplab.sweep.progress import SweepProgress
 from sweeplab.sweep.settings import SweepSettings, optuna_direction
 from sweeplab.sweep.space_check import check_space
 from sweeplab.sweep.spaces import LayerSpace, SearchSpace, base_overrides
-from sweeplab.sweep.storage import open_storage
+from sweeplab.sweep.storage import local_file, open_storage
 from sweeplab.sweep.wandb_study import log_study, wandb_settings
 from sweeplab.sweep.worker import Budget, Launch, Worker
 from sweeplab.trust import check_trusted, trusted_targets
@@ -109,9 +108,18 @@ def open_sweep(
         _check_multi_objective(sampler, pruner)
     if check_values:
         check_space(space, config, lambda extra: compose([*space.fixed, *extra]))
+    identity = StudyIdentity(
+        list(settings.directions),
+        metric_names,
+        base_overrides(config, space),
+        space_of(space),
+        settings.custom_search_space or None,
+    )
+    storage, existing = _existing_study(settings)
+    widened = identity.compare_with(existing) if existing is not None else []
     # Everything is checked: only now is anything written.
     sweep_dir = writable_dir(Path(config.hydra.sweep.dir))
-    storage = open_storage(settings.storage, settings.heartbeat)
+    storage = storage or open_storage(settings.storage, settings.heartbeat)
     study = optuna.create_study(
         study_name=settings.study_name,
         storage=storage,
@@ -120,9 +128,7 @@ def open_sweep(
         directions=list(settings.directions),
         load_if_exists=True,
     )
-    if metric_names:  # shown by reports and optuna-dashboard
-        with experimental():  # metric names: experimental since Optuna 3.2
-            study.set_metric_names(metric_names)
+    identity.record(study, widened)
     budget = Budget(n_trials, settings.n_jobs, settings.max_failure_rate)
     return Sweep(settings, config, space, study, storage, budget, sweep_dir)
 
@@ -133,7 +139,6 @@ def run_command(sweep: Sweep, launch: Launch) -> None:
     study, settings = sweep.study, sweep.settings
     if study.trials:  # a resumed sweep: a seeded sampler would replay the first run's proposals
         study.sampler.reseed_rng()
-    study.set_user_attr(stored.BASE_OVERRIDES, base_overrides(sweep.config, sweep.space))
     log.info(
         "Study %s in %s: %d of %d trials finished; sampler %s, pruner %s, %d worker(s)",
         study.study_name,
@@ -205,6 +210,17 @@ def _start_workers(sweep: Sweep) -> None:
         )
     for error in errors:
         log.warning("A worker ended badly, the others finished the study: %s", redact(error))
+
+
+def _existing_study(settings: SweepSettings) -> tuple[BaseStorage | None, optuna.Study | None]:
+    """The storage and the study of this name, if both exist already; creates neither."""
+    file = local_file(settings.storage)
+    if file is not None and not file.is_file():
+        return None, None
+    storage = open_storage(settings.storage, settings.heartbeat)
+    if settings.study_name not in optuna.get_all_study_names(storage):
+        return storage, None
+    return storage, optuna.load_study(study_name=settings.study_name, storage=storage)
 
 
 def _check_objectives(directions: list[str], config: DictConfig) -> list[str]:

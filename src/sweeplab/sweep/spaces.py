@@ -34,6 +34,7 @@ __all__ = [
     "base_overrides",
     "grid_choices",
     "parse_distribution",
+    "shapes_results",
     "suggest",
     "to_distribution",
 ]
@@ -42,6 +43,8 @@ __all__ = [
 SWEEP_ONLY_KEYS = ("hparams_search", "name")  # name: the study's
 # Config groups that do not change what a run trains: left out of the best configuration.
 NOT_TRAINING_GROUPS = ("hydra", "hparams_search", "logger", "callbacks", "paths", "debug")
+# Values that say where a run reads data or writes logs, not what it trains.
+LOCATION_KEYS = ("data.data_dir", "data.cache_dir", "data.download")
 SYNTAX_HINT = (
     "Use Hydra's sweep syntax: choice(a, b), range(low, stop, step=s), interval(low, high) or "
     "tag(log, interval(low, high))."
@@ -242,6 +245,12 @@ class SearchSpace:
             if not (self.layers and self.layers.owns(name))
         ]
         return sampled + [format_override(key, values) for key, values in layer_lists.items()]
+
+
+def shapes_results(key: str) -> bool:
+    """Whether an override of ``key`` can change what a trial measures."""
+    group = key.lstrip("+~").split("/", 1)[0].split(".", 1)[0]
+    return group not in NOT_TRAINING_GROUPS and key.lstrip("+~") not in LOCATION_KEYS
 
 
 def base_overrides(config: DictConfig, space: SearchSpace) -> list[str]:

@@ -15,10 +15,12 @@ from optuna.trial import TrialState
 
 __all__ = [
     "BASE_OVERRIDES",
+    "CUSTOM_SEARCH_SPACE",
     "DUPLICATE_OF",
     "EPOCHS",
     "ERROR",
     "OVERRIDES",
+    "SEARCH_SPACES",
     "SURPLUS",
     "WORKER",
     "record",
@@ -28,8 +30,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-# Study user attributes.
+# Study user attributes, written when the study is created (identity.py) and never rewritten.
 BASE_OVERRIDES = "base_overrides"  # what every trial's overrides apply to (model, objective, ...)
+SEARCH_SPACES = "search_spaces"  # the space as created, then each widening: [{name: json}, ...]
+CUSTOM_SEARCH_SPACE = "custom_search_space"  # the dotted path of a custom space, if any
 
 # Trial user attributes.
 OVERRIDES = "overrides"  # the sampled overrides that reproduce the trial's configuration
