@@ -27,7 +27,7 @@ from optuna.trial import TrialState
 from sweeplab.compat.optuna import experimental, trial_id
 from sweeplab.errors import SweeplabError
 from sweeplab.redaction import redact
-from sweeplab.sweep import queries
+from sweeplab.sweep import leases, queries
 from sweeplab.sweep import study as stored
 from sweeplab.sweep.context import TrialContext, handing_over
 from sweeplab.sweep.progress import SweepProgress
@@ -103,6 +103,8 @@ class Worker:
             if self.heartbeat:
                 with experimental():  # since Optuna 2.9, still public
                     fail_stale_trials(self.study)  # dead workers' trials: failed, retry queued
+            else:  # no heartbeat (journal): this host's dead workers, by their pids
+                leases.reclaim(self.study, self.storage)
             finished = queries.count_finished(self.study)
             running = queries.count(self.study, TrialState.RUNNING)
             if finished >= self.budget.n_trials:
