@@ -16,10 +16,12 @@ import pytest
 import yaml
 from hydra.core.global_hydra import GlobalHydra
 from optuna.storages import InMemoryStorage
+from optuna.trial import TrialState
 
 from sweeplab import cli, dashboard, record
 from sweeplab.sweep import report
 from sweeplab.sweep import study as stored
+from sweeplab.sweep.storage import open_storage
 from tests.conftest import ROOT
 
 
@@ -39,6 +41,7 @@ def sweep_dir(tmp_path: Path) -> Path:
     study = optuna.create_study(study_name="demo", storage=f"sqlite:///{directory}/optuna.db")
     study.set_user_attr(stored.BASE_OVERRIDES, ["model=mlp"])
     for value, units in ((0.5, 100), (0.3, 200)):
+        study.enqueue_trial({"model.net.units": units})  # the overrides match the parameters
         trial = study.ask()
         trial.suggest_int("model.net.units", 50, 350, step=50)
         trial.set_user_attr(stored.OVERRIDES, [f"model.net.units={units}"])
@@ -63,6 +66,7 @@ def test_best_lists_a_pareto_set(tmp_path: Path, capsys: pytest.CaptureFixture[s
         study_name="front", storage=storage, directions=["maximize", "minimize"]
     )
     for units, values in ((50, (0.9, 1e5)), (100, (0.92, 3e5))):
+        study.enqueue_trial({"model.net.units": units})
         trial = study.ask()
         trial.suggest_int("model.net.units", 25, 150, step=25)
         trial.set_user_attr(stored.OVERRIDES, [f"model.net.units={units}"])
@@ -225,3 +229,86 @@ def test_dashboard_start_line_never_shows_a_password(
     dashboard.serve("postgresql://bob:hunter2@db.example/optuna", port=0)
     out = capsys.readouterr().out
     assert "bob:***@db.example" in out and "hunter2" not in out
+
+
+def rejected(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    """The paragraph ``sweeplab argv...`` exits with for a malformed argument (status 2)."""
+    with pytest.raises(SystemExit) as exited:
+        cli.main(list(argv))
+    assert exited.value.code == 2
+    return capsys.readouterr().err
+
+
+def snapshot(directory: Path) -> dict[str, tuple[int, int]]:
+    """Every file under ``directory`` with its size and modification time."""
+    return {
+        str(p.relative_to(directory)): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in sorted(directory.rglob("*"))
+    }
+
+
+def one_paragraph(stderr: str) -> str:
+    assert "Traceback" not in stderr and "\n\n" not in stderr.strip(), stderr
+    return stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["dashboard", ".", "--port", "70000"], "argument --port: 70000 is not a TCP port"),
+        (["dashboard", ".", "--port", "-1"], "-1 is not a TCP port"),
+        (["dashboard", ".", "--port", "http"], "http is not a TCP port"),
+        (["fail-stale", ".", "--older-than", "-5"], "-5 is not a duration"),
+        (["fail-stale", ".", "--older-than", "nan"], "nan is not a duration"),
+        (["best"], "the following arguments are required: source"),
+    ],
+)
+def test_a_malformed_argument_is_one_paragraph_with_status_2(
+    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    stderr = one_paragraph(rejected(capsys, *argv))
+    assert message in stderr and f"sweeplab {argv[0]} --help" in stderr
+
+
+def test_what_an_argument_points_at_is_checked_without_writing_a_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An empty optuna.db, a file given for a directory, a missing path, an unknown URL
+    scheme: one paragraph each (status 1), and the directory is left exactly as it was."""
+    (tmp_path / "optuna.db").touch()
+    (tmp_path / "notes.txt").write_text("not a run\n")
+    before = snapshot(tmp_path)
+    empty_db = f"sqlite:///{tmp_path / 'optuna.db'}"
+    cases = [
+        (["best", empty_db], "is an empty file, so it holds no study"),
+        (["dashboard", str(tmp_path), "--port", "0"], "is an empty file"),
+        (["fail-stale", str(tmp_path)], "is an empty file"),
+        (["compare", str(tmp_path / "notes.txt")], "notes.txt is a file: sweeplab compare"),
+        (["compare", str(tmp_path / "missing")], "missing does not exist"),
+        (["best", str(tmp_path / "notes.txt")], "is not a sweep directory"),
+        (["fail-stale", str(tmp_path / "notes.txt")], "neither a sweep directory"),
+        (["best", "foo://db.example/optuna"], "Cannot open the study storage foo://"),
+        (["dashboard", f"journal:{tmp_path / 'missing.log'}"], "There is no study storage"),
+    ]
+    for argv, message in cases:
+        assert message in one_paragraph(refused(capsys, *argv)), argv
+    assert snapshot(tmp_path) == before
+
+
+def test_fail_stale_fails_and_requeues_old_running_trials_one_line_each(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"journal:{tmp_path / 'study.log'}"
+    study = optuna.create_study(study_name="j", storage=open_storage(url))
+    trial = study.ask()
+    trial.suggest_float("x", 0.0, 1.0)
+    trial.set_user_attr(stored.WORKER, "elsewhere.example:4242")  # another machine's worker
+    assert cli.main(["fail-stale", url]) == 0  # its host's process table is out of sight
+    assert capsys.readouterr().err == "Study j: no stale running trial.\n"
+    assert cli.main(["fail-stale", url, "--study", "j", "--older-than", "0"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Trial 0 (worker elsewhere.example:4242) failed: running for ")
+    assert out.endswith("more than --older-than 0; queued to run again.\n")
+    states = [t.state for t in optuna.load_study(study_name="j", storage=open_storage(url)).trials]
+    assert states == [TrialState.FAIL, TrialState.WAITING]
+    assert "holds no study 'k'; it holds j" in refused(capsys, "fail-stale", url, "--study", "k")

@@ -5,35 +5,80 @@ sweeplab best sqlite:///path/optuna.db --study mlp_optuna
 sweeplab compare logs/runs/mlp_baseline/<time> logs/runs/mlp_optuna/<time>
 sweeplab dashboard logs/sweeps/mlp_optuna       # optuna-dashboard on the sweep's study
 sweeplab wandb-sweep hparams_search=cnn_optuna > sweeps/cnn_bayes.yaml
+sweeplab fail-stale journal:///shared/study.log --older-than 3600   # trials of dead workers
+
+A malformed argument (a port out of range, a negative duration) exits with status 2, as
+argparse does; what an argument points at (a missing sweep, an empty database, a server that
+does not answer) exits with status 1. Both print one paragraph, never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import shlex
 import sys
 from pathlib import Path
+from typing import NoReturn
+
+import optuna
 
 from sweeplab.dashboard import serve
-from sweeplab.errors import SweeplabError, exit_with
+from sweeplab.errors import ConfigError, SweeplabError, exit_with
 from sweeplab.seeds import comparison_table
 from sweeplab.sweep.best import load_best
+from sweeplab.sweep.leases import fail_stale
+from sweeplab.sweep.storage import open_existing_storage, study_name_in
 from sweeplab.sweep.wandb_sweeps import to_yaml, wandb_sweep
 
 __all__ = ["main"]
 
+SOURCE_HELP = "a sweep directory, or an Optuna storage URL"
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="sweeplab", description=__doc__.splitlines()[0])
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its refusal of a malformed argument as one paragraph (status 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"\nError: {self.prog}: {message}. See `{self.prog} --help`.", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def port(text: str) -> int:
+    """A TCP port to listen on; 0 lets the system pick a free one."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(
+            f"{text} is not a TCP port: use 1-65535, or 0 for a free one"
+        )
+    return value
+
+
+def seconds(text: str) -> float:
+    """A duration of zero or more seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"{text} is not a duration: give 0 or more seconds")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="sweeplab", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     best = commands.add_parser("best", help="print a sweep's best parameters as overrides")
-    best.add_argument("source", help="a sweep directory, or an Optuna storage URL")
+    best.add_argument("source", help=SOURCE_HELP)
     best.add_argument("--study", help="the study name, when the storage holds several")
     compare = commands.add_parser("compare", help="compare runs' accuracy over their seeds")
     compare.add_argument("run_dirs", nargs="+", type=Path, help="run directories of train.py")
     dashboard = commands.add_parser("dashboard", help="serve optuna-dashboard on a sweep")
-    dashboard.add_argument("source", help="a sweep directory, or an Optuna storage URL")
-    dashboard.add_argument("--port", type=int, default=8080, help="0 picks a free port")
+    dashboard.add_argument("source", help=SOURCE_HELP)
+    dashboard.add_argument("--port", type=port, default=8080, help="0 picks a free port")
     dashboard.add_argument(
         "--host", default="127.0.0.1", help="0.0.0.0 to serve other machines (no login!)"
     )
@@ -43,31 +88,78 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("overrides", nargs="+", help="hparams_search=NAME and other overrides")
     export.add_argument("--name", help="the W&B sweep's name (default: <model>_bayes)")
     export.add_argument("--config-dir", type=Path, default=Path("configs"))
-    args = parser.parse_args(argv)
+    stale = commands.add_parser(
+        "fail-stale",
+        help="fail RUNNING trials whose worker is gone, and queue their parameters again",
+    )
+    stale.add_argument("source", help=SOURCE_HELP)
+    stale.add_argument("--study", help="the study name, when the storage holds several")
+    stale.add_argument(
+        "--older-than",
+        type=seconds,
+        metavar="SECONDS",
+        help="also fail trials running longer than this, on any host (default: only trials "
+        "of workers on this host whose process is gone)",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     try:
         if args.command == "best":
-            found = load_best(args.source, args.study)
-            if len(found[0].values) == 1:  # the overrides alone on stdout, ready to paste
-                print(found[0].describe(), file=sys.stderr)
-                print(found[0].command_line())
-            else:
-                print(f"# Pareto set of {len(found)} trials (best_of=... trial=<number>)")
-                for trial in found:
-                    print(trial.describe())
-                    print(trial.command_line())
+            _best(args.source, args.study)
         elif args.command == "wandb-sweep":
             definition = wandb_sweep(args.config_dir, args.overrides, args.name)
             command_line = shlex.join(["sweeplab", "wandb-sweep", *args.overrides])
             print(to_yaml(definition, command_line), end="")
         elif args.command == "dashboard":
             serve(args.source, args.host, args.port)
+        elif args.command == "fail-stale":
+            _fail_stale(args.source, args.study, args.older_than)
         else:
-            print(comparison_table(args.run_dirs))
+            print(comparison_table(_run_dirs(args.run_dirs)))
     except SweeplabError as e:
         exit_with(e)
-    except FileNotFoundError as e:
-        exit_with(SweeplabError(f"{e.filename} does not exist: {e.strerror}."))
+    except OSError as e:  # a file that vanished or cannot be read while being read
+        if e.filename is None:
+            raise
+        exit_with(SweeplabError(f"Cannot read {e.filename}: {e.strerror}."))
     return 0
+
+
+def _best(source: str, study: str | None) -> None:
+    found = load_best(source, study)
+    if len(found[0].values) == 1:  # the overrides alone on stdout, ready to paste
+        print(found[0].describe(), file=sys.stderr)
+        print(found[0].command_line())
+        return
+    print(f"# Pareto set of {len(found)} trials (best_of=... trial=<number>)")
+    for trial in found:
+        print(trial.describe())
+        print(trial.command_line())
+
+
+def _fail_stale(source: str, study_name: str | None, older_than_s: float | None) -> None:
+    storage = open_existing_storage(source)
+    name = study_name_in(storage, source, study_name)
+    study = optuna.load_study(study_name=name, storage=storage)
+    failed = fail_stale(study, storage, older_than_s)
+    for trial in failed:
+        print(trial.describe())
+    if not failed:
+        print(f"Study {study.study_name}: no stale running trial.", file=sys.stderr)
+
+
+def _run_dirs(paths: list[Path]) -> list[Path]:
+    for path in paths:
+        if not path.is_dir():
+            state = "is a file" if path.exists() else "does not exist"
+            raise ConfigError(
+                f"{path} {state}: sweeplab compare takes run directories of train.py "
+                "(logs/runs/<name>/<time>, each with its metrics.json or seeds.json)."
+            )
+    return paths
 
 
 if __name__ == "__main__":
