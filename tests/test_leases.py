@@ -78,13 +78,13 @@ def dead_pid() -> int:
 def test_a_dead_workers_trial_on_this_host_is_failed_and_queued_once(tmp_path: Path) -> None:
     study, storage = journal(tmp_path)
     study.add_trial(running(f"{HOST}:{dead_pid()} (GPU 0)"))
-    [failed] = leases.reclaim(study, storage)
+    [failed] = leases.fail_stale(study, storage)
     assert failed.number == 0 and failed.requeued and "has exited" in failed.reason
     lost, retry = study.get_trials(deepcopy=False)
     assert lost.state == TrialState.FAIL and queries.failures_since(study, 0) == []  # no error
     assert retry.state == TrialState.WAITING and retry.params == lost.params
     assert queries.retry_of(retry) == 0 and stored.WORKER not in retry.user_attrs
-    assert leases.reclaim(study, storage) == []  # failed once, by one worker
+    assert leases.fail_stale(study, storage) == []  # failed once, by one worker
 
 
 def test_max_retry_bounds_the_retries(tmp_path: Path) -> None:
@@ -92,7 +92,7 @@ def test_max_retry_bounds_the_retries(tmp_path: Path) -> None:
     study.add_trial(
         running(f"{HOST}:{dead_pid()}", failed_trial=7, retry_history=[7])  # a retry already
     )
-    [failed] = leases.reclaim(study, storage)
+    [failed] = leases.fail_stale(study, storage)
     assert not failed.requeued and "not queued again" in failed.describe()
     assert [t.state for t in study.trials] == [TrialState.FAIL]
 
@@ -104,7 +104,7 @@ def test_live_workers_and_other_hosts_are_left_alone_unless_older_than(tmp_path:
     unnamed = running("")  # asked, not yet named by its worker
     unnamed.user_attrs = {}
     study.add_trial(unnamed)
-    assert leases.reclaim(study, storage) == []
+    assert leases.fail_stale(study, storage) == []
     assert leases.fail_stale(study, storage, older_than_s=3600) == []
     failed = leases.fail_stale(study, storage, older_than_s=0)
     assert [f.number for f in failed] == [0, 1, 2]
@@ -114,7 +114,7 @@ def test_live_workers_and_other_hosts_are_left_alone_unless_older_than(tmp_path:
 def test_a_pid_now_held_by_a_newer_process_is_not_the_trials_worker(tmp_path: Path) -> None:
     study, storage = journal(tmp_path)
     study.add_trial(running(f"{HOST}:{os.getpid()}", started=datetime(2000, 1, 1)))
-    [failed] = leases.reclaim(study, storage)
+    [failed] = leases.fail_stale(study, storage)
     assert "newer process" in failed.reason
 
 
@@ -132,7 +132,7 @@ def test_a_killed_workers_trial_is_run_again_and_the_study_ends_with_n_trials(
     )
     try:
         assert claimer.stdout is not None and claimer.stdout.readline().strip() == "0"
-        assert leases.reclaim(study, storage) == []  # alive: its trial is its own
+        assert leases.fail_stale(study, storage) == []  # alive: its trial is its own
     finally:
         claimer.send_signal(signal.SIGKILL)
         claimer.wait(30)

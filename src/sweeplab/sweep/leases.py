@@ -35,7 +35,6 @@ __all__ = [
     "Failed",
     "RetryingJournalStorage",
     "fail_stale",
-    "reclaim",
 ]
 
 log = logging.getLogger(__name__)
@@ -70,18 +69,12 @@ class Failed:
         return f"Trial {self.number} (worker {self.worker or '?'}) failed: {self.reason}; {again}."
 
 
-def reclaim(study: optuna.Study, storage: BaseStorage) -> list[Failed]:
-    """Fail the RUNNING trials of ``study`` whose worker ran on this host and is gone."""
-    here = socket.gethostname()
-    return _fail(study, storage, [(t, why) for t in _running(study) if (why := _gone(t, here))])
-
-
 def fail_stale(
     study: optuna.Study, storage: BaseStorage, older_than_s: float | None = None
 ) -> list[Failed]:
-    """``reclaim``, plus every RUNNING trial (any host) that started more than
-    ``older_than_s`` seconds ago: for workers on other machines, whose processes this host
-    cannot see."""
+    """Fail the RUNNING trials of ``study`` whose worker ran on this host and is gone, and,
+    given ``older_than_s``, every RUNNING trial (any host) that started longer ago than that:
+    for workers on other machines, whose processes this host cannot see."""
     here = socket.gethostname()
     now = datetime.now()  # naive local time, as Optuna stores datetime_start
     stale = []

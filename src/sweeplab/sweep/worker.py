@@ -104,7 +104,7 @@ class Worker:
                 with experimental():  # since Optuna 2.9, still public
                     fail_stale_trials(self.study)  # dead workers' trials: failed, retry queued
             else:  # no heartbeat (journal): this host's dead workers, by their pids
-                leases.reclaim(self.study, self.storage)
+                leases.fail_stale(self.study, self.storage)
             finished = queries.count_finished(self.study)
             running = queries.count(self.study, TrialState.RUNNING)
             if finished >= self.budget.n_trials:
