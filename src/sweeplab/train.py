@@ -21,7 +21,7 @@ from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 from rich.console import Console
 from rich.table import Table
 
-from sweeplab import build, checks, costs, process, record, seeds, tracking, trainers
+from sweeplab import build, checks, costs, process, record, seeds, signals, tracking, trainers
 from sweeplab.errors import USER_ERRORS, ConfigError, exit_with, user_error
 from sweeplab.sweep.context import NODE, TrialContext, is_pruned
 from sweeplab.timing import EpochClock
@@ -68,6 +68,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         for logger in loggers:
             logger.log_hyperparams(tracking.flatten(build.to_plain(cfg)))
         trainer.fit(model, datamodule=datamodule)
+        signals.raise_if_stopped()
         metrics = _scalars(trainer.callback_metrics)
         metrics.update(_costs(cfg, model, trainer, datamodule))
         for logger in loggers:  # in the W&B summary next to the accuracy, for Pareto plots
@@ -81,15 +82,30 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         state = "complete"
     except BaseException as e:
         state = "pruned" if is_pruned(e) else "failed"
-        raise
+        stop = signals.as_stopped(e)
+        if stop is None:
+            raise
+        if context is None:  # a trial is run again by the sweep's resume instead
+            stop = _keep_stopped(cfg, stop, trainer, _record(cfg, trainer, clock, seed, started))
+        raise stop from None
     finally:
         tracking.finish(loggers, state)
 
-    run_dir = Path(cfg.paths.output_dir)
-    result = {
-        "metrics": metrics,
+    result = {**_record(cfg, trainer, clock, seed, started), "metrics": metrics}
+    path = record.write(Path(cfg.paths.output_dir), result)
+    _print_summary(cfg, metrics, path)
+    return result
+
+
+def _record(
+    cfg: DictConfig, trainer: pl.Trainer, clock: EpochClock, seed: int, started: float
+) -> dict[str, Any]:
+    """The run's record as far as it got: the metrics logged, the best checkpoint so far."""
+    datamodule = trainer.datamodule
+    return {
+        "metrics": _scalars(trainer.callback_metrics),
         "optimized_metric": _optimized(cfg),
-        "ckpt_path": ckpt_path,
+        "ckpt_path": _best_checkpoint(trainer),
         "seed": seed,
         "epochs": trainer.current_epoch,
         "epoch_seconds": clock.seconds,
@@ -98,9 +114,19 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         "environment": record.environment(),
         "data_sha256": getattr(datamodule, "data_sha256", {}),
     }
-    path = record.write(run_dir, result)
-    _print_summary(cfg, metrics, path)
-    return result
+
+
+def _keep_stopped(
+    cfg: DictConfig, stop: signals.Stopped, trainer: pl.Trainer, kept: dict[str, Any]
+) -> signals.Stopped:
+    """Write a stopped single run's record (marked ``stopped_by``); the stop, with its line."""
+    run_dir = Path(cfg.paths.output_dir)
+    record.write(run_dir, {**kept, "stopped_by": stop.name})
+    files = [Path(kept["ckpt_path"]).name] if kept["ckpt_path"] else []
+    line = signals.run_line(
+        stop.name, kept["epochs"], trainer.max_epochs or 0, run_dir, [*files, record.METRICS_FILE]
+    )
+    return signals.Stopped(stop.signum, line)
 
 
 def _optimized(cfg: DictConfig) -> str | list[str]:
@@ -121,8 +147,21 @@ def main(cfg: DictConfig) -> float | tuple[float, ...]:
     """The ``train.py`` task: run (over ``seeds`` seeds), return the optimised metric.
 
     A user error becomes one paragraph on stderr and exit status 1, or in a sweep trial an
-    exception that fails the trial (its context says which).
+    exception that fails the trial (its context says which). SIGTERM or SIGINT stops a single
+    run with one line and status 128 + signal; in a trial the sweep handles the stop.
     """
+    try:
+        with signals.stopping():
+            return _main(cfg)
+    except signals.Stopped as stop:
+        if _context_or_none(cfg) is not None:
+            raise
+        signals.exit_stopped(
+            stop, f"Stopped by {stop.name} before training started; run the same command to train."
+        )
+
+
+def _main(cfg: DictConfig) -> float | tuple[float, ...]:
     try:
         _check_mode()
         checks.check_run(cfg)

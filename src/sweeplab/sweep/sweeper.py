@@ -12,13 +12,20 @@ nothing heavy: Optuna, torch, Lightning, W&B and matplotlib load inside :meth:`s
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from hydra.core.plugins import Plugins
+from hydra.core.utils import JobReturn
 from hydra.plugins.launcher import Launcher
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig
+
+if TYPE_CHECKING:
+    from sweeplab.signals import Stopped
+    from sweeplab.sweep.roles import Sweep
+    from sweeplab.sweep.worker import Launch
 
 __all__ = ["SweeplabOptunaSweeper"]
 
@@ -43,24 +50,64 @@ class SweeplabOptunaSweeper(Sweeper):
         )
 
     def sweep(self, arguments: list[str]) -> None:
+        from sweeplab import signals
         from sweeplab.errors import USER_ERRORS, exit_with, user_error
         from sweeplab.sweep import roles, workers
         from sweeplab.sweep.settings import SweepSettings
 
         assert self.config and self.hydra_context and self.launcher, "Hydra calls setup first"
-        config, launcher = self.config, self.launcher
+        config = self.config
         loader = self.hydra_context.config_loader
         worker_index = workers.worker_index()
+        sweep: roles.Sweep | None = None
         try:
-            sweep = roles.open_sweep(
-                SweepSettings.from_kwargs(self.settings),
-                config,
-                arguments,
-                lambda overrides: loader.load_sweep_config(config, overrides),
-                lambda key: bool(loader.get_group_options(key)),
-                check_values=worker_index is None,  # once per sweep, by the command
-            )
-            role = roles.run_command if worker_index is None else roles.run_worker
-            role(sweep, lambda batch, first: launcher.launch(batch, initial_job_idx=first))
+            with signals.stopping():
+                sweep = roles.open_sweep(
+                    SweepSettings.from_kwargs(self.settings),
+                    config,
+                    arguments,
+                    lambda overrides: loader.load_sweep_config(config, overrides),
+                    lambda key: bool(loader.get_group_options(key)),
+                    check_values=worker_index is None,  # once per sweep, by the command
+                )
+                role = roles.run_command if worker_index is None else roles.run_worker
+                role(sweep, self._launch(sweep))
         except USER_ERRORS as e:  # one paragraph for the user, not Hydra's traceback
             exit_with(user_error(e))
+        except signals.Stopped as stop:
+            _exit_stopped(sweep, stop)
+
+    def _launch(self, sweep: Sweep) -> Launch:
+        """The launcher's ``launch``; trials that a signal stops are requeued at once, before
+        the reports are written."""
+        from sweeplab import signals
+        from sweeplab.sweep import workers
+
+        launcher = self.launcher
+        assert launcher is not None, "Hydra calls setup first"
+
+        def launch(batch: Sequence[Sequence[str]], first: int) -> Sequence[JobReturn]:
+            try:
+                return launcher.launch(batch, initial_job_idx=first)
+            except BaseException as e:
+                if signals.as_stopped(e) is not None:
+                    workers.requeue_interrupted(sweep.study, sweep.storage)
+                raise
+
+        return launch
+
+
+def _exit_stopped(sweep: Sweep | None, stop: Stopped) -> NoReturn:
+    """A sweep process stopped by a signal: its running trials requeued, one line, exit."""
+    from sweeplab import signals
+    from sweeplab.redaction import redact
+    from sweeplab.sweep import queries, workers
+
+    if sweep is None:
+        signals.exit_stopped(
+            stop, f"Interrupted by {stop.name} before the study was opened; nothing ran."
+        )
+    workers.requeue_interrupted(sweep.study, sweep.storage)
+    finished = queries.count_finished(sweep.study)
+    storage = redact(sweep.settings.storage)
+    signals.exit_stopped(stop, signals.sweep_line(finished, sweep.budget.n_trials, storage))

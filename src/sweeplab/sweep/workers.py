@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -16,17 +17,26 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sweeplab import process
+import optuna
+from optuna.storages import BaseStorage, RetryHeartbeatStaleTrialCallback
+from optuna.trial import TrialState
+
+from sweeplab import process, signals
+from sweeplab.compat.optuna import experimental, trial_id
 from sweeplab.errors import ConfigError, SweeplabError
+from sweeplab.sweep import study as stored
 from sweeplab.sweep.settings import Slurm
+from sweeplab.sweep.worker import worker_name
 
 __all__ = [
     "WORKER_ENV",
     "WorkersFailed",
     "describe_exit",
     "local_environments",
+    "requeue_interrupted",
     "run_local",
     "run_slurm",
+    "stop_workers",
     "visible_gpus",
     "worker_command",
     "worker_index",
@@ -86,29 +96,65 @@ def run_local(
     log_dir: Path,
     watch: Callable[[], Any],
     poll_s: float = 2.0,
+    stop_timeout_s: float = 30.0,
 ) -> list[int]:
     """Run one worker process per environment, calling ``watch`` while they run; return their
-    exit codes. Ctrl-C stops them all (their running trials are retried on resume)."""
+    exit codes. A SIGINT (Ctrl-C) or SIGTERM of this process is passed on to the workers,
+    which requeue their running trials for the resume (see :func:`stop_workers`)."""
     log_dir.mkdir(parents=True, exist_ok=True)
-    processes = []
-    for k, env in enumerate(environments):
-        with (log_dir / f"worker_{k}.log").open("ab") as out:
-            processes.append(
-                subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
-            )
-    log.info("Started %d local workers; their logs are in %s", len(processes), log_dir)
+    processes: list[subprocess.Popen[bytes]] = []
     try:
+        for k, env in enumerate(environments):
+            with (log_dir / f"worker_{k}.log").open("ab") as out:
+                processes.append(
+                    subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+                )
+        log.info("Started %d local workers; their logs are in %s", len(processes), log_dir)
         while any(p.poll() is None for p in processes):
             watch()
             time.sleep(poll_s)
-    except BaseException:
-        for p in processes:
-            p.terminate()
-        for p in processes:
-            p.wait()
+    except BaseException as e:
+        stop = signals.as_stopped(e)
+        stop_workers(processes, stop.signum if stop else signal.SIGTERM, stop_timeout_s)
         raise
     watch()
     return [p.returncode for p in processes]
+
+
+def stop_workers(processes: list[subprocess.Popen[bytes]], signum: int, timeout_s: float) -> None:
+    """Send ``signum`` to the running workers, give them ``timeout_s`` in all to requeue
+    their trials and exit, then kill the rest (the heartbeat retries a killed worker's trial
+    once the resumed sweep sees it silent)."""
+    for p in processes:
+        if p.poll() is None:
+            p.send_signal(signum)
+    deadline = time.monotonic() + timeout_s
+    for p in processes:
+        try:
+            p.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def requeue_interrupted(study: optuna.Study, storage: BaseStorage) -> None:
+    """Fail the trials this process was running when a signal stopped it, and queue each
+    again as Optuna's heartbeat retry does (a WAITING copy, ``retry_of`` in the reports), so
+    that the resumed sweep re-runs their parameters at once. Failing them here, not leaving
+    them to the heartbeat, means that no stale check queues a second copy, and they carry no
+    error of their own: a stop does not count towards ``max_failure_rate``."""
+    me = worker_name()
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if trial.user_attrs.get(stored.WORKER) != me:
+            continue  # another worker's trial, here or on another machine: it runs on
+        try:
+            if not storage.set_trial_state_values(trial_id(trial), state=TrialState.FAIL):
+                continue
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue  # finished or failed meanwhile, by another worker's stale check
+        with experimental():  # the retry callback: experimental since Optuna 2.8, still public
+            RetryHeartbeatStaleTrialCallback()(study, storage.get_trial(trial_id(trial)))
+        log.info("Trial %d stopped: queued again for the resume", trial.number)
 
 
 def describe_exit(index: int, code: int, log_path: Path) -> str:
