@@ -90,6 +90,7 @@ def test_requeue_fails_this_workers_trials_and_queues_each_once(tmp_path: Path) 
     assert states == {0: TrialState.FAIL, 1: TrialState.RUNNING, 2: TrialState.WAITING}
     [retry] = study.get_trials(states=(TrialState.WAITING,))
     assert queries.retry_of(retry) == mine.number and retry.params == mine.params
+    assert stored.WORKER not in retry.user_attrs  # until a worker claims it
     assert queries.failures_since(study, 0) == []  # a stop is not the configuration's failure
     assert study.ask().number == retry.number  # the resume runs it first
     assert other.number == 1

@@ -7,6 +7,7 @@ shares out GPUs and CPU threads, prints progress from the storage and waits for 
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import signal
@@ -152,8 +153,12 @@ def requeue_interrupted(study: optuna.Study, storage: BaseStorage) -> None:
                 continue
         except optuna.exceptions.UpdateFinishedTrialError:
             continue  # finished or failed meanwhile, by another worker's stale check
+        # The retry starts without a worker (as leases.py's do): until a worker claims it,
+        # nobody may take it for this stopped process's trial.
+        retry = copy.deepcopy(storage.get_trial(trial_id(trial)))
+        retry.user_attrs = {k: v for k, v in retry.user_attrs.items() if k != stored.WORKER}
         with experimental():  # the retry callback: experimental since Optuna 2.8, still public
-            RetryHeartbeatStaleTrialCallback()(study, storage.get_trial(trial_id(trial)))
+            RetryHeartbeatStaleTrialCallback()(study, retry)
         log.info("Trial %d stopped: queued again for the resume", trial.number)
 
 
