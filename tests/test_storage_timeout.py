@@ -8,12 +8,14 @@ import socket
 import time
 from collections.abc import Iterator
 
+import optuna
 import pytest
 
 from sweeplab import cli
 from sweeplab.errors import ConfigError
 from sweeplab.sweep.settings import Heartbeat
-from sweeplab.sweep.storage import open_storage
+from sweeplab.sweep.storage import has_heartbeat, open_storage
+from tests.services import PostgresServer
 
 pytest.importorskip("psycopg")  # the driver of postgresql:// URLs (pip install -e ".[postgresql]")
 
@@ -56,3 +58,24 @@ def test_sweeplab_best_refuses_a_silent_server_in_seconds(
     err = capsys.readouterr().err
     assert "Cannot open the study storage postgresql://sweeper:***@127.0.0.1" in err
     assert "timeout" in err and "hunter2" not in err and "Traceback" not in err
+
+
+def test_a_refused_connection_is_tried_twice_and_refused_at_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with socket.socket() as closed:  # a port nobody listens on
+        closed.bind(("127.0.0.1", 0))
+        url = f"postgresql://sweeper:hunter2@127.0.0.1:{closed.getsockname()[1]}/optuna"
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING), pytest.raises(ConfigError, match="refused"):
+        open_storage(url)
+    assert time.monotonic() - started < 5
+    assert len([r for r in caplog.records if "retrying" in r.getMessage()]) == 1
+
+
+@pytest.mark.slow
+def test_a_real_server_answers_with_the_connect_timeout_set(postgres: PostgresServer) -> None:
+    url = postgres.new_database("timeouts") + "?connect_timeout=30"  # the URL's own wins
+    storage = open_storage(url, Heartbeat())
+    assert has_heartbeat(storage)
+    optuna.create_study(study_name="t", storage=storage).optimize(lambda t: 0.5, n_trials=1)
