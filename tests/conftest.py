@@ -25,6 +25,12 @@ def fashion_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
+def data_in_env(fashion_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The synthetic data as FASHION_MNIST_DIR, for in-process sweeps, which check it."""
+    monkeypatch.setenv("FASHION_MNIST_DIR", str(fashion_dir))
+
+
+@pytest.fixture
 def isolated_env(tmp_path: Path) -> dict[str, str]:
     """Environment for entry-point runs: no W&B credentials, no user cache, logs in tmp."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "FASHION_"))}

@@ -8,10 +8,12 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
-from sweeplab.errors import ConfigError
+from sweeplab.errors import ConfigError, DataError
 from sweeplab.sweep import roles
 from sweeplab.sweep.settings import SweepSettings
 from tests.conftest import ROOT
+
+pytestmark = pytest.mark.usefixtures("data_in_env")
 
 
 def _open(tmp_path: Path, *overrides: str, arguments: tuple[str, ...] = ()) -> roles.Sweep:
@@ -115,3 +117,31 @@ def test_a_wider_space_resumes_and_is_recorded(
         spaces = _stored(_open(tmp_path, arguments=wider))["search_spaces"]
     assert len(spaces) == 2 and spaces[0] != spaces[1]
     assert "model.net.units: 50..350 step 50 -> 50..550 step 50" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("search", "named"),
+    [
+        ("trainer.max_epochs=range(0, 2)", "trainer.max_epochs"),
+        ("data.batch_size=choice(0, 32)", "batch_size"),
+        ("data.augment=choice(true, maybe)", "data.augment"),
+        ("+model.net.nonexistent=choice(1, 2)", "nonexistent"),
+        ("+trainer.bogus=choice(1, 2)", "bogus"),
+    ],
+)
+def test_every_searched_key_is_tried_before_the_study(
+    tmp_path: Path, search: str, named: str
+) -> None:
+    with pytest.raises(ConfigError, match="The search space can propose") as refused:
+        _open(tmp_path, arguments=(search,))
+    assert named in str(refused.value)
+    assert not (tmp_path / "sweep").exists()
+
+
+def test_missing_data_is_found_before_the_study(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FASHION_MNIST_DIR", str(tmp_path / "nothing"))
+    with pytest.raises(DataError, match="missing"):
+        _open(tmp_path, "data.download=false")
+    assert not (tmp_path / "sweep").exists()

@@ -15,6 +15,8 @@ from sweeplab.sweep.space_check import check_space
 from sweeplab.sweep.spaces import LayerSpace, SearchSpace
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.usefixtures("data_in_env")
+
 
 @contextmanager  # a `with` block, unlike a `for` loop, cannot silently run zero times
 def space_and_config(search: str, *overrides: str, layers: dict | None = None):

@@ -4,15 +4,18 @@ now rather than failed trials later."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
-from collections.abc import Callable, Iterator
+import logging
+import re
+from collections.abc import Callable, Collection, Iterator
 from typing import Any
 
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf, open_dict
 from optuna.distributions import BaseDistribution, CategoricalDistribution
 
-from sweeplab import build, checks
+from sweeplab import build, checks, trainers
 from sweeplab.errors import ConfigError
 from sweeplab.overrides import format_override
 from sweeplab.sweep.spaces import SearchSpace, grid_choices
@@ -29,19 +32,27 @@ GROUP_HINT = (
     "share their parameters."
 )
 Probe = tuple[str, dict[str, Any]]  # what is tried, in words; the key -> value overrides
+PARTS = ("data", "callbacks", "trainer")  # what a run builds before training, with the model
 
 
 def check_space(
     space: SearchSpace, config: DictConfig, compose: Callable[[list[str]], DictConfig]
 ) -> None:
-    """Build the model and optimizer with every value of each parameter in turn (the ends of
-    numeric ranges), the others at their first value; per-layer values at the smallest depth,
-    and the deepest stack. ``compose`` builds a trial's config for group choices."""
+    """Try every value of each parameter in turn (the ends of numeric ranges), the others at
+    their first value, per-layer values at the smallest depth and the deepest stack, through
+    the checks a run makes before training: its settings, data module, model, optimizer,
+    callbacks and (when a trainer setting is searched) trainer. Then check the data files
+    once. ``compose`` builds a trial's config for group choices."""
     if OmegaConf.select(config, "model.net") is None:
         return  # not a sweeplab training config: nothing known to build
     base = {k: _values(d)[0] for k, d in space.params.items() if k not in space.groups}
     base.update(_layer_lists(space, depth=_depths(space)[0]) if space.layers else {})
-    for what, overrides in _probes(space):
+    # The first probe builds every part; later ones rebuild the parts their values reach.
+    searched = {
+        _part(key) for key in [*space.params, *(space.layers.params if space.layers else ())]
+    }
+    output_dir = f"{config.hydra.sweep.dir}/trial_0"  # never written: nothing runs here
+    for number, (what, overrides) in enumerate(_probes(space)):
         try:
             trial_config = _apply(config, {**base, **overrides}, compose, space.groups)
         except HydraException as e:  # say an option of a config group that does not exist
@@ -49,8 +60,7 @@ def check_space(
                 f"The search space can propose {what}, which Hydra cannot compose: {e}"
             ) from None
         try:
-            checks.check_optimizer(trial_config)
-            build.instantiate(trial_config.model, "model")
+            _check_before_training(trial_config, output_dir, PARTS if number == 0 else searched)
         except ConfigError as e:
             fix = (
                 GROUP_HINT
@@ -61,6 +71,49 @@ def check_space(
             raise ConfigError(
                 f"The search space can propose {what}, which the run refuses: {e} {fix}"
             ) from None
+    build.instantiate(config.data, "data").prepare_data()  # files present and valid
+
+
+def _check_before_training(config: DictConfig, output_dir: str, parts: Collection[str]) -> None:
+    """What a run checks and builds before it trains (its settings and model, and the other
+    ``parts``), without writing anything; a job's ${hydra:...} values exist only once it
+    runs, so ``output_dir`` stands in for its own."""
+    with open_dict(config):
+        config.pop("hydra", None)
+        if "output_dir" in config.get("paths", {}):
+            config.paths.output_dir = output_dir
+    checks.check_run(config)
+    checks.check_optimizer(config)
+    checks.check_logged(config, build.instantiate(config.model, "model"))
+    if "data" in parts:
+        build.instantiate(config.data, "data")
+    if "callbacks" in parts:
+        build.instantiate_group(config.get("callbacks"), "callbacks")
+    if "trainer" in parts:
+        with _lightning_quiet():  # its start-up lines (GPU available: ...) once per probe
+            node = trainers.without_process_settings(config.trainer)
+            build.instantiate(node, "trainer", logger=False, enable_checkpointing=False)
+
+
+@contextlib.contextmanager
+def _lightning_quiet() -> Iterator[None]:
+    logger = logging.getLogger("pytorch_lightning")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _part(key: str) -> str:
+    """The part of a run a searched key configures: ``model/optimizer`` -> ``model``."""
+    return re.split(r"[./]", _plain_key(key), maxsplit=1)[0]
+
+
+def _plain_key(key: str) -> str:
+    """``+model.net.extra`` -> ``model.net.extra``: an added key is set like any other."""
+    return key.lstrip("+")
 
 
 def _probes(space: SearchSpace) -> Iterator[Probe]:
@@ -117,5 +170,5 @@ def _apply(
     with open_dict(trial_config):
         for key, value in overrides.items():
             if key not in groups:
-                OmegaConf.update(trial_config, key, value, merge=False)
+                OmegaConf.update(trial_config, _plain_key(key), value, merge=False)
     return trial_config
