@@ -34,6 +34,7 @@ __all__ = [
     "DEFAULT_MAX_RETRY",
     "Failed",
     "RetryingJournalStorage",
+    "fail_and_requeue",
     "fail_stale",
 ]
 
@@ -85,7 +86,7 @@ def fail_stale(
             reason = f"running for {age:.0f} s, more than --older-than {older_than_s:g}"
         if reason is not None:
             stale.append((trial, reason))
-    return _fail(study, storage, stale)
+    return fail_and_requeue(study, storage, stale, getattr(storage, "max_retry", DEFAULT_MAX_RETRY))
 
 
 def _running(study: optuna.Study) -> list[FrozenTrial]:
@@ -133,13 +134,20 @@ def _boot_time() -> float:
     return 0.0
 
 
-def _fail(
-    study: optuna.Study, storage: BaseStorage, stale: list[tuple[FrozenTrial, str]]
+def fail_and_requeue(
+    study: optuna.Study,
+    storage: BaseStorage,
+    stale: list[tuple[FrozenTrial, str]],
+    max_retry: int | None,
 ) -> list[Failed]:
-    max_retry = getattr(storage, "max_retry", DEFAULT_MAX_RETRY)
+    """Fail each RUNNING trial of ``stale`` (with its reason) that no one finished meanwhile,
+    and queue its parameters again at most ``max_retry`` times (``None``: always, for a trial
+    stopped by the user rather than lost). The failure carries no error of its own, so it does
+    not count towards ``max_failure_rate``."""
     failed = []
     for trial, reason in stale:
         try:
+            storage.set_trial_user_attr(trial_id(trial), stored.ENDED_BY, reason)
             if not storage.set_trial_state_values(trial_id(trial), TrialState.FAIL):
                 continue
         except UpdateFinishedTrialError:  # its worker finished it, or another worker failed it
@@ -150,7 +158,7 @@ def _fail(
     return failed
 
 
-def _requeue(study: optuna.Study, trial: FrozenTrial, max_retry: int) -> bool:
+def _requeue(study: optuna.Study, trial: FrozenTrial, max_retry: int | None) -> bool:
     """Queue ``trial``'s parameters again, as Optuna's heartbeat retry does; the retry starts
     without a worker, so nobody mistakes it for the dead one's until its worker names itself."""
     retries = len(trial.system_attrs.get("retry_history", []))
@@ -158,4 +166,4 @@ def _requeue(study: optuna.Study, trial: FrozenTrial, max_retry: int) -> bool:
     retry.user_attrs = {k: v for k, v in trial.user_attrs.items() if k != stored.WORKER}
     with experimental():  # since Optuna 2.8, the retry RDB heartbeats use too
         RetryHeartbeatStaleTrialCallback(max_retry=max_retry)(study, retry)
-    return retries < max_retry
+    return max_retry is None or retries < max_retry

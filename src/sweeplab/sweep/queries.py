@@ -51,7 +51,7 @@ __all__ = [
 ]
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)  # what counts towards n_trials
-LOST_WORKER = "its worker stopped sending heartbeats (killed, out of memory or node lost)"
+LOST_WORKER = "its worker died (killed, out of memory or node lost)"
 
 
 # The study.
@@ -178,7 +178,8 @@ def error_of(trial: FrozenTrial) -> str | None:
     """Why a failed trial failed, or ``None`` for one that did not fail or was never run."""
     if trial.state != TrialState.FAIL or trial.user_attrs.get(stored.SURPLUS):
         return None
-    return trial.user_attrs.get(stored.ERROR, LOST_WORKER)
+    attrs = trial.user_attrs
+    return attrs.get(stored.ERROR) or attrs.get(stored.ENDED_BY) or LOST_WORKER
 
 
 def ran(trial: FrozenTrial) -> bool:

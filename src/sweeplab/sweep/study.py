@@ -17,6 +17,7 @@ __all__ = [
     "BASE_OVERRIDES",
     "CUSTOM_SEARCH_SPACE",
     "DUPLICATE_OF",
+    "ENDED_BY",
     "EPOCHS",
     "ERROR",
     "OVERRIDES",
@@ -38,6 +39,7 @@ CUSTOM_SEARCH_SPACE = "custom_search_space"  # the dotted path of a custom space
 # Trial user attributes.
 OVERRIDES = "overrides"  # the sampled overrides that reproduce the trial's configuration
 ERROR = "error"  # why the trial failed
+ENDED_BY = "ended_by"  # why a trial was ended from outside (a stop, a dead worker's lease)
 DUPLICATE_OF = "duplicate_of"  # an earlier complete trial with the same parameters
 WORKER = "worker"  # host:pid (and SLURM job) of the worker that ran the trial
 SURPLUS = "surplus"  # asked by a worker after the study had its n_trials: never run

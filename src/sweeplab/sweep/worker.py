@@ -134,6 +134,8 @@ class Worker:
             # Optuna warns that heartbeats are meant for study.optimize(); this loop beats itself.
             warnings.filterwarnings("ignore", message=".*[Hh]eartbeat.*")
             trials = [self.study.ask() for _ in range(k)]
+        for trial in trials:  # named at once, so a stop or a lease check can tell whose it is
+            trial.set_user_attr(stored.WORKER, self.name)
         active = self.study.get_trials(
             deepcopy=False, states=(*queries.FINISHED, TrialState.RUNNING)
         )
@@ -152,7 +154,6 @@ class Worker:
         for trial in trials:
             sampled = self.space.sample(trial, self.config)
             trial.set_user_attr(stored.OVERRIDES, sampled)
-            trial.set_user_attr(stored.WORKER, self.name)
             if self.reuse_repeats and stored.reuse_twin(self.study, trial):
                 progress.trial_finished(trial.number)
                 continue

@@ -7,7 +7,6 @@ shares out GPUs and CPU threads, prints progress from the storage and waits for 
 
 from __future__ import annotations
 
-import copy
 import logging
 import os
 import signal
@@ -19,13 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.storages import BaseStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages import BaseStorage
 from optuna.trial import TrialState
 
 from sweeplab import process, signals
-from sweeplab.compat.optuna import experimental, trial_id
 from sweeplab.errors import ConfigError, SweeplabError
 from sweeplab.sweep import study as stored
+from sweeplab.sweep.leases import fail_and_requeue
 from sweeplab.sweep.settings import Slurm
 from sweeplab.sweep.worker import worker_name
 
@@ -145,21 +144,10 @@ def requeue_interrupted(study: optuna.Study, storage: BaseStorage) -> None:
     them to the heartbeat, means that no stale check queues a second copy, and they carry no
     error of their own: a stop does not count towards ``max_failure_rate``."""
     me = worker_name()
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if trial.user_attrs.get(stored.WORKER) != me:
-            continue  # another worker's trial, here or on another machine: it runs on
-        try:
-            if not storage.set_trial_state_values(trial_id(trial), state=TrialState.FAIL):
-                continue
-        except optuna.exceptions.UpdateFinishedTrialError:
-            continue  # finished or failed meanwhile, by another worker's stale check
-        # The retry starts without a worker (as leases.py's do): until a worker claims it,
-        # nobody may take it for this stopped process's trial.
-        retry = copy.deepcopy(storage.get_trial(trial_id(trial)))
-        retry.user_attrs = {k: v for k, v in retry.user_attrs.items() if k != stored.WORKER}
-        with experimental():  # the retry callback: experimental since Optuna 2.8, still public
-            RetryHeartbeatStaleTrialCallback()(study, retry)
-        log.info("Trial %d stopped: queued again for the resume", trial.number)
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    # Another worker's trial, here or on another machine, runs on.
+    mine = [(t, "stopped by a signal") for t in running if t.user_attrs.get(stored.WORKER) == me]
+    fail_and_requeue(study, storage, mine, max_retry=None)
 
 
 def describe_exit(index: int, code: int, log_path: Path) -> str:
