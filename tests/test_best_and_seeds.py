@@ -21,8 +21,10 @@ def sweep_dir(tmp_path: Path) -> Path:
     study = optuna.create_study(study_name="demo", storage=storage)
     study.set_user_attr(stored.BASE_OVERRIDES, ["model=mlp"])
     for value, units in ((0.5, 100), (0.3, 200), (float("nan"), 300)):
+        study.enqueue_trial({"model.net.units": units, "model.net.hidden_units[0]": 50})
         trial = study.ask()
         trial.suggest_int("model.net.units", 50, 350, step=50)
+        trial.suggest_int("model.net.hidden_units[0]", 50, 100, step=25)
         trial.set_user_attr(
             stored.OVERRIDES, [f"model.net.units={units}", "model.net.hidden_units=[50]"]
         )
@@ -149,6 +151,7 @@ def pareto_dir(tmp_path: Path) -> Path:
         (100, (0.92, 3e5)),
         (25, (0.80, 5e4)),
     ):
+        study.enqueue_trial({"model.net.units": units})
         trial = study.ask()
         trial.suggest_int("model.net.units", 25, 150, step=25)
         trial.set_user_attr(stored.OVERRIDES, [f"model.net.units={units}"])

@@ -40,8 +40,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse, with its refusal of a malformed argument as one paragraph (status 2)."""
 
     def error(self, message: str) -> NoReturn:
-        print(f"\nError: {self.prog}: {message}. See `{self.prog} --help`.", file=sys.stderr)
-        raise SystemExit(2)
+        exit_with(f"{self.prog}: {message}. See `{self.prog} --help`.", status=2)
 
 
 def port(text: str) -> int:

@@ -37,10 +37,11 @@ class TrainingDiverged(SweeplabError):
     """The training loss became NaN or infinite."""
 
 
-def exit_with(error: SweeplabError) -> NoReturn:
-    """The user-error exit of every entry point: the paragraph on stderr, exit status 1."""
+def exit_with(error: SweeplabError | str, status: int = 1) -> NoReturn:
+    """The user-error exit of every entry point: the paragraph on stderr, exit ``status``
+    (2 for a malformed command-line argument, as argparse does)."""
     print(f"\nError: {error}", file=sys.stderr)
-    raise SystemExit(1) from None
+    raise SystemExit(status) from None
 
 
 # What a run reports to its user as one paragraph instead of a traceback.

@@ -21,7 +21,7 @@ from sweeplab.redaction import redact
 from sweeplab.sweep import queries
 from sweeplab.sweep.recorded import check_plain, check_recorded
 from sweeplab.sweep.report import RESULTS_FILE
-from sweeplab.sweep.storage import is_journal, open_existing_storage
+from sweeplab.sweep.storage import is_journal, open_existing_storage, study_name_in
 
 __all__ = ["BEST_OF", "TRIAL", "BestTrial", "expand_best_of", "load_best"]
 
@@ -126,19 +126,7 @@ def _from_results(results: dict[str, Any], where: str) -> list[BestTrial]:
 
 def _from_storage(storage: str, study_name: str | None) -> list[BestTrial]:
     opened = open_existing_storage(storage)
-    names = optuna.get_all_study_names(opened)
-    if study_name is not None and study_name not in names:
-        raise ConfigError(
-            f"The storage {redact(storage)} holds no study {study_name!r}; it holds "
-            f"{', '.join(names) or 'none'}. Name one of them with --study."
-        )
-    if study_name is None:
-        if len(names) != 1:
-            raise ConfigError(
-                f"The storage {redact(storage)} holds {len(names)} studies ({', '.join(names)}): "
-                "name one with --study NAME."
-            )
-        study_name = names[0]
+    study_name = study_name_in(opened, storage, study_name)
     study = optuna.load_study(study_name=study_name, storage=opened)
     if queries.is_multi_objective(study):
         best = queries.pareto_trials(study)
