@@ -39,10 +39,22 @@ def isolated_env(tmp_path: Path) -> dict[str, str]:
 
 
 def run_entry(
-    script: str, *overrides: str, env: dict[str, str], log_dir: Path, timeout: float = 300
+    script: str,
+    *overrides: str,
+    env: dict[str, str],
+    log_dir: Path,
+    timeout: float = 300,
+    stops_after_work: bool = False,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``python <script> overrides...`` from the repository root, logs under ``log_dir``."""
-    return subprocess.run(
+    """Run ``python <script> overrides...`` from the repository root, logs under ``log_dir``.
+
+    A command refused with sweeplab's one paragraph (status 1) must leave nothing under
+    ``log_dir`` that was not there before: checked for every test, except those that expect
+    the command to stop with that paragraph after some work, which it keeps.
+    """
+    caches = [Path(env[k]) for k in ("HOME", "XDG_CACHE_HOME") if k in env]  # a user's own
+    before = _tree(log_dir, caches)
+    result = subprocess.run(
         [sys.executable, str(ROOT / script), f"paths.log_dir={log_dir}", *overrides],
         cwd=ROOT,
         env=env,
@@ -50,6 +62,16 @@ def run_entry(
         text=True,
         timeout=timeout,
     )
+    if result.returncode == 1 and "\nError: " in f"\n{result.stderr}" and not stops_after_work:
+        assert _tree(log_dir, caches) == before, f"a refused command left: {result.stderr}"
+    return result
+
+
+def _tree(root: Path, leave_out: list[Path]) -> set[Path]:
+    if not root.exists():
+        return set()
+    found = {root, *root.rglob("*")}
+    return {p for p in found if not any(p.is_relative_to(c) for c in leave_out)}
 
 
 def inspect_wandb_run(run_dir: Path, env: dict[str, str]) -> dict:
@@ -79,7 +101,12 @@ QUICK = ("data.val_size=100", "callbacks.rich_progress_bar=null", "hydra.sweeper
 
 
 def sweep(
-    fashion_dir: Path, logs: Path, env: dict[str, str], *overrides: str, timeout: float = 600
+    fashion_dir: Path,
+    logs: Path,
+    env: dict[str, str],
+    *overrides: str,
+    timeout: float = 600,
+    stops_after_work: bool = False,
 ):
     return run_entry(
         "train.py",
@@ -90,6 +117,7 @@ def sweep(
         env=env,
         log_dir=logs,
         timeout=timeout,
+        stops_after_work=stops_after_work,
     )
 
 

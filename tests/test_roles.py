@@ -145,3 +145,9 @@ def test_missing_data_is_found_before_the_study(
     with pytest.raises(DataError, match="missing"):
         _open(tmp_path, "data.download=false")
     assert not (tmp_path / "sweep").exists()
+
+
+def test_an_in_memory_storage_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="keeps the study in memory"):
+        _open(tmp_path, "hydra.sweeper.storage=sqlite:///:memory:")
+    assert not (tmp_path / "sweep").exists()

@@ -256,11 +256,31 @@ def test_too_many_failures_stop_with_a_paragraph(
         "logger=none",
         "hydra.sweeper.n_trials=4",
         "hydra.sweeper.max_failure_rate=0.25",
+        stops_after_work=True,
     )
     assert result.returncode == 1
     assert "Stopping the sweep: 2 trials failed" in result.stderr
     assert "Traceback" not in result.stderr
     assert (tmp_path / "sweeps" / "mlp_optuna" / "trials.csv").is_file()  # results still written
+
+
+def test_a_launcher_that_refuses_its_first_trials_leaves_no_study(
+    fashion_dir: Path, tmp_path: Path, isolated_env: dict[str, str]
+) -> None:
+    result = sweep(
+        fashion_dir,
+        tmp_path,
+        isolated_env,
+        "hparams_search=mlp_optuna",
+        "logger=none",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=0",
+        "hydra.sweeper.n_jobs=2",
+    )
+    assert result.returncode == 1
+    assert "The launcher (JoblibLauncher) refused to start trials" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "sweeps").exists()  # no study, no directory (run_entry checks all)
 
 
 def test_pruning_stops_bad_trials_and_saves_epochs(

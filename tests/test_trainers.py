@@ -3,6 +3,7 @@ fp32 fallback, the free profiler, and only Trainer arguments from the configs.""
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 import pytest
@@ -61,3 +62,29 @@ def test_the_factory_gets_the_trainer_config_without_its_process_settings() -> N
     assert arguments.default_root_dir == cfg.paths.output_dir  # interpolations resolved
     trainer = build.instantiate(arguments, "trainer", logger=False)
     assert isinstance(trainer.profiler, SimpleProfiler)
+
+
+def test_a_checkpoint_cut_short_leaves_the_previous_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk (ENOSPC halfway through the write) keeps the last whole best.ckpt and
+    leaves no temporary file."""
+    io = trainers.AtomicCheckpointIO()
+    path = tmp_path / "best.ckpt"
+    io.save_checkpoint({"epoch": 1}, path)
+
+    def disk_full(io: object, checkpoint: object, target: object, *args: object) -> None:
+        Path(str(target)).write_bytes(b"half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(trainers.TorchCheckpointIO, "save_checkpoint", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        io.save_checkpoint({"epoch": 2}, path)
+    monkeypatch.undo()
+    assert io.load_checkpoint(path)["epoch"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["best.ckpt"]
+
+
+def test_trainers_write_checkpoints_atomically() -> None:
+    trainer = trainers.trainer(accelerator="cpu", logger=False, enable_progress_bar=False)
+    assert isinstance(trainer.strategy.checkpoint_io, trainers.AtomicCheckpointIO)

@@ -170,6 +170,45 @@ def test_processes_on_postgresql_run_exactly_n_trials(
             assert PASSWORD.encode() not in path.read_bytes(), path
 
 
+def test_a_password_written_into_the_storage_setting_is_refused_before_anything_is_written(
+    fashion_dir: Path, tmp_path: Path, isolated_env: dict[str, str]
+) -> None:
+    url = f"postgresql://postgres:{PASSWORD}@127.0.0.1:9/optuna"
+    result = sweep(
+        fashion_dir, tmp_path / "logs", isolated_env, *MLP, f"hydra.sweeper.storage={url}"
+    )
+    assert result.returncode == 1
+    assert "holds a password" in result.stderr and "Traceback" not in result.stderr
+    assert PASSWORD not in result.stdout + result.stderr
+    assert not (tmp_path / "logs").exists()
+
+
+def test_a_password_read_from_another_variable_is_in_no_file(
+    fashion_dir: Path, tmp_path: Path, isolated_env: dict[str, str], postgres: PostgresServer
+) -> None:
+    """hydra.sweeper.storage='${oc.env:DB_URL}', as the refusal above suggests: the sweep
+    runs, and neither Hydra's files nor the trials' W&B runs hold the password."""
+    url = postgres.new_database("from_variable").replace("postgres@", f"postgres:{PASSWORD}@")
+    env = {**isolated_env, "DB_URL": url, "WANDB_MODE": "offline"}
+    result = sweep(
+        fashion_dir,
+        tmp_path,
+        env,
+        *MLP,
+        "hydra.sweeper.n_trials=2",
+        "hydra.sweeper.storage=${oc.env:DB_URL}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert PASSWORD not in result.stdout + result.stderr
+    study = optuna.load_study(study_name="mlp_optuna", storage=url)
+    assert queries.count_finished(study) == 2
+    written = [path for path in tmp_path.rglob("*") if path.is_file()]
+    assert any(path.name == "hydra.yaml" for path in written)
+    assert any(path.suffix == ".wandb" for path in written)
+    for path in written:
+        assert PASSWORD.encode() not in path.read_bytes(), path
+
+
 def test_a_killed_worker_s_trial_fails_by_heartbeat_and_is_retried(
     fashion_dir: Path, tmp_path: Path, isolated_env: dict[str, str], postgres: PostgresServer
 ) -> None:

@@ -18,6 +18,7 @@ from sweeplab.values import is_int, is_number
 
 __all__ = [
     "check_logged",
+    "check_name",
     "check_optimizer",
     "check_run",
     "check_seed",
@@ -118,12 +119,7 @@ def check_run(cfg: DictConfig) -> None:
         OmegaConf.is_list(tags) and all(isinstance(t, str | int) for t in tags)
     ):
         raise ConfigError(f"`tags`={tags!r} is invalid: give a list, e.g. tags=[cnn,ablation].")
-    name = cfg.get("name")
-    if not isinstance(name, str) or not SAFE_NAME.fullmatch(name):
-        raise ConfigError(
-            f"`name`={name!r} is invalid: it names the run's directory under paths.log_dir, "
-            "so use letters, digits, '.', '_' or '-' (no '/' and not only dots)."
-        )
+    check_name(cfg.get("name"))
     if cfg.get("monitor_mode") not in ("min", "max"):
         raise ConfigError(f"`monitor_mode`={cfg.get('monitor_mode')!r} is invalid: use min or max.")
     metrics, directions = objectives(cfg)
@@ -136,6 +132,15 @@ def check_run(cfg: DictConfig) -> None:
         raise ConfigError(
             f"`optimized_direction`={cfg.get('optimized_direction')!r} does not fit "
             f"optimized_metric={metrics}: give min or max for each metric, in the same order."
+        )
+
+
+def check_name(name: Any) -> None:
+    """``name`` names the run's (or the study's) directory under paths.log_dir."""
+    if not isinstance(name, str) or not SAFE_NAME.fullmatch(name):
+        raise ConfigError(
+            f"`name`={name!r} is invalid: it names the run's directory under paths.log_dir, "
+            "so use letters, digits, '.', '_' or '-' (no '/' and not only dots)."
         )
 
 

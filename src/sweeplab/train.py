@@ -16,12 +16,23 @@ from typing import Any
 import pytorch_lightning as pl
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 from rich.console import Console
 from rich.table import Table
 
-from sweeplab import build, checks, costs, process, record, seeds, signals, tracking, trainers
+from sweeplab import (
+    build,
+    checks,
+    costs,
+    outputs,
+    process,
+    record,
+    seeds,
+    signals,
+    tracking,
+    trainers,
+)
 from sweeplab.errors import USER_ERRORS, ConfigError, exit_with, user_error
 from sweeplab.sweep.context import NODE, TrialContext, is_pruned
 from sweeplab.timing import EpochClock
@@ -177,7 +188,17 @@ def _main(cfg: DictConfig) -> float | tuple[float, ...]:
         context = _context_or_none(cfg)
         if context is not None and context.user_errors == "raise":
             raise error from None  # the sweeper records the failed trial and goes on
+        _discard_run_dir(cfg)
         exit_with(error)
+
+
+def _discard_run_dir(cfg: DictConfig) -> None:
+    """A run refused before it began leaves no directory of Hydra's files behind."""
+    if not HydraConfig.initialized():
+        return
+    output_dir = Path(HydraConfig.get().runtime.output_dir)
+    log_dir = OmegaConf.select(cfg, "paths.log_dir", throw_on_resolution_failure=False)
+    outputs.discard_unused_run_dir(output_dir, Path(log_dir) if log_dir else output_dir)
 
 
 def _check_mode() -> None:

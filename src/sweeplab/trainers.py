@@ -25,11 +25,14 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.plugins.io import TorchCheckpointIO
 from pytorch_lightning.profilers import Profiler
 
 from sweeplab.errors import ConfigError
+from sweeplab.files import write_atomic
 
 __all__ = [
+    "AtomicCheckpointIO",
     "AUTO",
     "PROCESS_SETTINGS",
     "NoProfiler",
@@ -88,11 +91,28 @@ class NoProfiler(Profiler):
         return self._nothing
 
 
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Checkpoints written whole or not at all: a full disk or a kill in the middle of a
+    write leaves the previous file (or none), never a truncated ``best.ckpt``."""
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None
+    ) -> None:
+        if "://" in str(path):  # a remote filesystem: fsspec's own writes
+            return super().save_checkpoint(checkpoint, path, storage_options)
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        save = super().save_checkpoint
+        write_atomic(target, lambda tmp: save(checkpoint, tmp, storage_options))
+        return None
+
+
 def trainer(
     precision: str | int = AUTO, accelerator: str = AUTO, profiler: Any = None, **kwargs: Any
 ) -> pl.Trainer:
-    """``pl.Trainer`` with ``precision="auto"`` resolved for the accelerator, and
-    :class:`NoProfiler` unless a profiler is asked for."""
+    """``pl.Trainer`` with ``precision="auto"`` resolved for the accelerator,
+    :class:`NoProfiler` unless a profiler is asked for, and atomic checkpoint writes unless
+    other plugins are."""
     if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
         raise ConfigError(
             f"`trainer.accelerator`={accelerator!r}, but torch {torch.__version__} sees no CUDA "
@@ -103,6 +123,7 @@ def trainer(
     if precision == AUTO:
         precision = auto_precision(str(accelerator))
         log.info("precision=auto: %s on accelerator=%s", precision, accelerator)
+    kwargs.setdefault("plugins", [AtomicCheckpointIO()])
     return pl.Trainer(
         precision=precision, accelerator=accelerator, profiler=profiler or NoProfiler(), **kwargs
     )

@@ -35,6 +35,7 @@ __all__ = [
     "error_of",
     "failures_since",
     "finished_by",
+    "had_outcome",
     "is_multi_objective",
     "objective_names",
     "param_names",
@@ -180,6 +181,11 @@ def error_of(trial: FrozenTrial) -> str | None:
         return None
     attrs = trial.user_attrs
     return attrs.get(stored.ERROR) or attrs.get(stored.ENDED_BY) or LOST_WORKER
+
+
+def had_outcome(trial: FrozenTrial) -> bool:
+    """Whether a run told the study how ``trial`` went (a value, a prune, its error)."""
+    return trial.state in FINISHED or stored.ERROR in trial.user_attrs
 
 
 def ran(trial: FrozenTrial) -> bool:

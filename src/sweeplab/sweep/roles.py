@@ -9,6 +9,7 @@ joins the study and runs the worker loop.
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,10 +24,10 @@ from sweeplab.checks import objectives
 from sweeplab.errors import ConfigError
 from sweeplab.outputs import writable_dir
 from sweeplab.overrides import format_override
-from sweeplab.redaction import redact
+from sweeplab.redaction import has_secret, redact
 from sweeplab.sweep import queries, report, workers
 from sweeplab.sweep.algorithms import build_pruner, build_sampler
-from sweeplab.sweep.context import TrialContext, share_storage
+from sweeplab.sweep.context import STORAGE_ENV, TrialContext, share_storage
 from sweeplab.sweep.identity import StudyIdentity, space_of
 from sweeplab.sweep.progress import SweepProgress
 from sweeplab.sweep.settings import SweepSettings, optuna_direction
@@ -42,6 +43,7 @@ __all__ = ["Sweep", "open_sweep", "run_command", "run_worker"]
 log = logging.getLogger(__name__)
 
 Compose = Callable[[list[str]], DictConfig]
+IN_MEMORY_URLS = ("sqlite://", "sqlite:///:memory:")
 IsGroup = Callable[[str], bool]
 
 
@@ -56,6 +58,7 @@ class Sweep:
     storage: BaseStorage
     budget: Budget
     sweep_dir: Path
+    created: Path | None = None  # the directory this command made for a study it created
 
     def worker(self, launch: Launch) -> Worker:
         pruner = self.settings.pruner
@@ -95,6 +98,7 @@ def open_sweep(
     (trying the space's values on the model when ``check_values``), and open the study.
     ``compose`` makes a trial's config from overrides and ``is_group`` tells config groups from
     values, both as Hydra's config loader does."""
+    _check_storage_setting(config, settings.storage)
     metric_names = _check_objectives(list(settings.directions), config)
     space = SearchSpace.from_overrides(
         [format_override(str(k), v) for k, v in settings.params.items()] + list(arguments),
@@ -118,6 +122,7 @@ def open_sweep(
     storage, existing = _existing_study(settings)
     widened = identity.compare_with(existing) if existing is not None else []
     # Everything is checked: only now is anything written.
+    created = _first_missing(Path(config.hydra.sweep.dir)) if existing is None else None
     sweep_dir = writable_dir(Path(config.hydra.sweep.dir))
     storage = storage or open_storage(settings.storage, settings.heartbeat)
     study = optuna.create_study(
@@ -130,7 +135,7 @@ def open_sweep(
     )
     identity.record(study, widened)
     budget = Budget(n_trials, settings.n_jobs, settings.max_failure_rate)
-    return Sweep(settings, config, space, study, storage, budget, sweep_dir)
+    return Sweep(settings, config, space, study, storage, budget, sweep_dir, created)
 
 
 def run_command(sweep: Sweep, launch: Launch) -> None:
@@ -154,12 +159,39 @@ def run_command(sweep: Sweep, launch: Launch) -> None:
             sweep.worker(launch).run()
         else:
             _start_workers(sweep)
-    finally:
-        plots = report.write_all(study, sweep.sweep_dir)
-        wandb = wandb_settings(sweep.config)
-        if wandb is not None:
-            log_study(study, sweep.sweep_dir, plots, wandb, settings.storage)
+    except Exception:
+        if not _discard_if_untouched(sweep):
+            _write_reports(sweep)
+        raise
+    except BaseException:  # a signal: the stopped trials are queued for the resume
+        _write_reports(sweep)
+        raise
+    _write_reports(sweep)
     log.info("Results in %s", sweep.sweep_dir)
+
+
+def _write_reports(sweep: Sweep) -> None:
+    plots = report.write_all(sweep.study, sweep.sweep_dir)
+    wandb = wandb_settings(sweep.config)
+    if wandb is not None:
+        log_study(sweep.study, sweep.sweep_dir, plots, wandb, sweep.settings.storage)
+
+
+def _discard_if_untouched(sweep: Sweep) -> bool:
+    """Remove a study this command created, and its directory, when it failed before any
+    trial had an outcome (a launcher or cluster refusing the first job): a refused command
+    leaves no empty study behind."""
+    if sweep.created is None or any(queries.had_outcome(t) for t in sweep.study.trials):
+        return False
+    optuna.delete_study(study_name=sweep.study.study_name, storage=sweep.storage)
+    shutil.rmtree(sweep.created, ignore_errors=True)
+    return True
+
+
+def _first_missing(path: Path) -> Path | None:
+    """The outermost directory of ``path`` that does not exist yet."""
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    return missing[-1] if missing else None
 
 
 def run_worker(sweep: Sweep, launch: Launch) -> None:
@@ -210,6 +242,28 @@ def _start_workers(sweep: Sweep) -> None:
         )
     for error in errors:
         log.warning("A worker ended badly, the others finished the study: %s", redact(error))
+
+
+def _check_storage_setting(config: DictConfig, url: str) -> None:
+    """A password written into ``hydra.sweeper.storage`` itself (on the command line or in a
+    config) would be saved in every trial's .hydra/hydra.yaml and in the command W&B records;
+    one read from the environment is saved as the ``${oc.env:...}`` that reads it. An
+    in-memory database would lose the study when the command ends."""
+    if url in IN_MEMORY_URLS:
+        raise ConfigError(
+            f"`hydra.sweeper.storage`={url} keeps the study in memory: it would be lost when "
+            "the command ends, and workers could not share it. Leave the default (a SQLite "
+            "file in the sweep directory) or give a file: sqlite:///path/to/optuna.db."
+        )
+    written = OmegaConf.to_container(config.hydra.sweeper, resolve=False).get("storage")
+    if isinstance(written, str) and has_secret(written):
+        raise ConfigError(
+            f"`hydra.sweeper.storage`={redact(written)} holds a password, which the sweep "
+            "would write into its .hydra files and W&B's record of the command. Keep it in "
+            f"the environment: export {STORAGE_ENV}='<the URL>' (the sweeper reads it when "
+            "hydra.sweeper.storage is not given), or use ~/.pgpass and a URL without the "
+            "password, or read another variable with hydra.sweeper.storage='${oc.env:DB_URL}'."
+        )
 
 
 def _existing_study(settings: SweepSettings) -> tuple[BaseStorage | None, optuna.Study | None]:

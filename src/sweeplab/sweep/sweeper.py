@@ -81,6 +81,7 @@ class SweeplabOptunaSweeper(Sweeper):
         """The launcher's ``launch``; trials that a signal stops are requeued at once, before
         the reports are written."""
         from sweeplab import signals
+        from sweeplab.errors import ConfigError
         from sweeplab.sweep import workers
 
         launcher = self.launcher
@@ -92,6 +93,13 @@ class SweeplabOptunaSweeper(Sweeper):
             except BaseException as e:
                 if signals.as_stopped(e) is not None:
                     workers.requeue_interrupted(sweep.study, sweep.storage)
+                    raise
+                if isinstance(e, Exception):  # a trial's own errors come back in its JobReturn
+                    raise ConfigError(
+                        f"The launcher ({type(launcher).__name__}) refused to start trials: "
+                        f"{type(e).__name__}: {e}. Check its settings (hydra.launcher.*, e.g. "
+                        "n_jobs >= 1), or drop hydra/launcher to run trials in the worker."
+                    ) from None
                 raise
 
         return launch
