@@ -22,6 +22,7 @@ with imports_without_gc():
     from sweeplab.compat import hydra as hydra_compat
     from sweeplab.errors import SweeplabError, exit_with
     from sweeplab.sweep.best import expand_best_of
+    from sweeplab.sweep.recorded import WANDB_SWEEP_FIX, check_plain
     from sweeplab.trust import trusted_targets
 
 try:
@@ -37,6 +38,8 @@ def main(cfg: DictConfig) -> float:
 
 if __name__ == "__main__":
     try:
+        if os.environ.get("WANDB_SWEEP_ID"):  # arguments written by whoever edits the sweep
+            check_plain(sys.argv[1:], "the W&B sweep's arguments", WANDB_SWEEP_FIX)
         sys.argv[1:] = expand_best_of(sys.argv[1:])
     except SweeplabError as e:
         exit_with(e)

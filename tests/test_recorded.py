@@ -14,6 +14,7 @@ from sweeplab.sweep import report
 from sweeplab.sweep import study as stored
 from sweeplab.sweep.best import expand_best_of, load_best
 from sweeplab.sweep.identity import StudyIdentity
+from tests.conftest import ROOT, run_entry
 
 BASE = ["model=mlp", "objective=val_loss", "trainer.max_epochs=1"]
 SPACE = {
@@ -96,7 +97,7 @@ def test_a_parameter_outside_the_recorded_space_is_refused(tmp_path: Path) -> No
     _edit_results(
         sweep_dir, best_overrides=overrides, best_params={**PARAMS, "model.net.units": 5000}
     )
-    with pytest.raises(ConfigError, match="outside the study's search space"):
+    with pytest.raises(ConfigError, match="outside the search space"):
         load_best(str(sweep_dir))
 
 
@@ -107,3 +108,15 @@ def test_a_study_whose_stored_base_was_edited_is_refused(tmp_path: Path) -> None
     study.set_user_attr(stored.BASE_OVERRIDES, [*BASE, OWNED])
     with pytest.raises(ConfigError, match="_target_"):
         load_best(storage)
+
+
+@pytest.mark.slow  # train.py as a process
+def test_a_w_and_b_sweep_cannot_hand_train_py_a_target(
+    tmp_path: Path, isolated_env: dict[str, str]
+) -> None:
+    env = {**isolated_env, "WANDB_SWEEP_ID": "abc123"}
+    result = run_entry(
+        "train.py", OWNED, "++callbacks.x.command=[touch,owned.txt]", env=env, log_dir=tmp_path
+    )
+    assert result.returncode == 1 and "W&B sweep's arguments names a `_target_`" in result.stderr
+    assert not (tmp_path / "owned.txt").exists() and not (ROOT / "owned.txt").exists()

@@ -16,21 +16,31 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution
 from sweeplab.errors import ConfigError
 from sweeplab.overrides import format_override, override_key
 
-__all__ = ["check_plain", "check_recorded"]
+__all__ = ["RESULTS_FIX", "WANDB_SWEEP_FIX", "check_plain", "check_recorded"]
 
 HYDRA_KEYS_ALLOWED = ("hydra.searchpath",)  # where a plug-in's configs are: a base override
+RESULTS_FIX = (
+    "A sweep writes only its base overrides and sampled parameters there; this file or study "
+    "was edited by hand or comes from elsewhere. Retrain with the overrides you trust on the "
+    "command line instead, or re-run the sweep to rewrite its results."
+)
+WANDB_SWEEP_FIX = (
+    "A W&B sweep's parameters are plain key=value overrides of the search space: fix the "
+    "sweep's parameters (sweeps/*.yaml, written by sweeplab wandb-sweep) and start it again."
+)
 
 
-def check_plain(overrides: Sequence[str], source: str) -> None:
-    """Refuse an override that could run code or read the environment, whatever the study."""
+def check_plain(overrides: Sequence[str], source: str, fix: str = RESULTS_FIX) -> None:
+    """Refuse an override that could run code or read the environment, whatever the study;
+    ``fix`` says what to do instead."""
     for override in overrides:
         key = override_key(override)
         if "_target_" in override:
-            _refuse(override, source, "names a `_target_`, which decides what Python runs")
+            _refuse(override, source, "names a `_target_`, which decides what Python runs", fix)
         if "${" in override:
-            _refuse(override, source, "interpolates (`${...}`), which can read the environment")
+            _refuse(override, source, "interpolates (`${...}`), which reads the environment", fix)
         if key.split(".", 1)[0].split("/", 1)[0] == "hydra" and key not in HYDRA_KEYS_ALLOWED:
-            _refuse(override, source, "sets Hydra itself (launchers, callbacks, job settings)")
+            _refuse(override, source, "sets Hydra itself (launchers, callbacks, jobs)", fix)
 
 
 def check_recorded(
@@ -51,11 +61,13 @@ def check_recorded(
         key = override_key(override)
         values = _sampled(key, params)
         if values is None or override != format_override(key, values):
-            _refuse(override, source, "is neither a base override nor a sampled parameter")
+            _refuse(
+                override, source, "is neither a base override nor a sampled parameter", RESULTS_FIX
+            )
         for name, value in _named(key, values):
             distribution = _distribution(name, space)
             if space is not None and (distribution is None or not _contains(distribution, value)):
-                _refuse(override, source, f"puts {name} outside the study's search space")
+                _refuse(override, source, f"puts {name} outside the search space", RESULTS_FIX)
 
 
 def _sampled(key: str, params: Mapping[str, Any]) -> Any:
@@ -88,10 +100,5 @@ def _contains(distribution: BaseDistribution, value: Any) -> bool:
         return False
 
 
-def _refuse(override: str, source: str, why: str) -> None:
-    raise ConfigError(
-        f"`{override}` in {source} {why}, so sweeplab will not run it. A sweep writes only its "
-        "base overrides and sampled parameters there; this file or sweep was edited by hand "
-        "or comes from elsewhere. Retrain by giving the overrides you trust on the command "
-        "line instead of best_of, or re-run the sweep to rewrite its results."
-    )
+def _refuse(override: str, source: str, why: str, fix: str) -> None:
+    raise ConfigError(f"`{override}` in {source} {why}, so sweeplab will not run it. {fix}")
