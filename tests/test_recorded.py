@@ -97,7 +97,7 @@ def test_a_parameter_outside_the_recorded_space_is_refused(tmp_path: Path) -> No
     _edit_results(
         sweep_dir, best_overrides=overrides, best_params={**PARAMS, "model.net.units": 5000}
     )
-    with pytest.raises(ConfigError, match="outside the search space"):
+    with pytest.raises(ConfigError, match="outside the study's search space"):
         load_best(str(sweep_dir))
 
 

@@ -151,3 +151,62 @@ def test_an_in_memory_storage_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="keeps the study in memory"):
         _open(tmp_path, "hydra.sweeper.storage=sqlite:///:memory:")
     assert not (tmp_path / "sweep").exists()
+
+
+def _sampled_trials(sweep: roles.Sweep, n: int) -> list[tuple[dict, list[str]]]:
+    """Ask ``n`` trials of the sweep's study and sample them, as a worker does (no training)."""
+    sampled = []
+    for _ in range(n):
+        trial = sweep.study.ask()
+        overrides = sweep.space.sample(trial, sweep.config)
+        sweep.study.tell(trial, 0.5)
+        sampled.append((trial.params, overrides))
+    return sampled
+
+
+def test_an_architecture_study_samples_each_architecture_s_own_space(tmp_path: Path) -> None:
+    sweep = _open(tmp_path, "hparams_search=arch_optuna", "name=arch_optuna")
+    assert set(sweep.space.branches["model"]) == {"mlp", "cnn", "resnet"}
+    chosen = set()
+    for params, overrides in _sampled_trials(sweep, 12):
+        arch = params["model"]
+        chosen.add(arch)
+        assert all(name == "model" or name.startswith(f"{arch}:") for name in params)
+        assert f"model={arch}" in overrides
+    assert len(chosen) >= 2
+    resnet = sweep.space.branches["model"]["resnet"]
+    assert resnet.params["model/optimizer"].choices == ("adamw",)  # the branch's fixed value
+
+
+def test_a_conditional_parameter_is_sampled_only_under_its_option(tmp_path: Path) -> None:
+    momentum = (
+        "+hydra.sweeper.conditional={model/optimizer: {sgd: {params: "
+        "{model.optimizer.momentum: 'interval(0.5, 0.99)'}}, adam: {}}}"
+    )
+    sweep = _open(tmp_path, momentum)
+    trials = _sampled_trials(sweep, 10)
+    assert {params["model/optimizer"] for params, _ in trials} == {"adam", "sgd"}
+    for params, overrides in trials:
+        under_sgd = params["model/optimizer"] == "sgd"
+        assert ("sgd:model.optimizer.momentum" in params) == under_sgd
+        assert any(o.startswith("model.optimizer.momentum=") for o in overrides) == under_sgd
+
+
+@pytest.mark.parametrize(
+    ("conditional", "message"),
+    [
+        ("{model/optimizer: {rmsprop: {}}}", "gives a space to rmsprop, which the search never"),
+        ("{model: [mlp, transformer]}", "No search space for model=transformer"),
+        ("{trainer.max_epochs: [1, 2]}", "is not a config group"),
+        (
+            "{model/optimizer: {sgd: {params: {model.net.filters: 'choice(32, 64)'}}, adam: {}}}",
+            "propose model.net.filters=32, which the run refuses",
+        ),
+    ],
+)
+def test_a_bad_conditional_space_is_one_paragraph_before_the_study(
+    tmp_path: Path, conditional: str, message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        _open(tmp_path, f"+hydra.sweeper.conditional={conditional}")
+    assert not (tmp_path / "sweep").exists()

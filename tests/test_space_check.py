@@ -102,6 +102,6 @@ def test_an_architecture_choice_with_one_architectures_parameters_is_one_paragra
             is_group=is_group,
         )
         with pytest.raises(
-            ConfigError, match="propose model=cnn, which the run refuses.*own search"
+            ConfigError, match="propose model=cnn, which the run refuses.*its own space"
         ):
             check_space(both, cfg, trial_config)

@@ -68,11 +68,6 @@ def test_format_override_lists() -> None:
     assert format_override("model/optimizer", "sgd") == "model/optimizer=sgd"
 
 
-def test_layer_space_owns_its_count_and_layer_values() -> None:
-    assert SPACE.owns("num_dense_layers") and SPACE.owns("model.net.hidden_units[1]")
-    assert not SPACE.owns("model.net.units") and not SPACE.owns("model/optimizer")
-
-
 @pytest.mark.parametrize(
     "expression",
     [

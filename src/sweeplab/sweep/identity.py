@@ -30,24 +30,14 @@ from sweeplab.errors import ConfigError
 from sweeplab.overrides import override_key
 from sweeplab.sweep import queries
 from sweeplab.sweep import study as stored
-from sweeplab.sweep.spaces import SearchSpace, shapes_results
+from sweeplab.sweep.spaces import shapes_results
 
-__all__ = ["StudyIdentity", "space_of"]
+__all__ = ["StudyIdentity"]
 
 log = logging.getLogger(__name__)
 
 Space = dict[str, BaseDistribution]
 Numeric = FloatDistribution | IntDistribution
-
-
-def space_of(space: SearchSpace) -> Space:
-    """Every parameter a trial of ``space`` may have: per-layer ones as ``key[i]``, a custom
-    extender as the dotted path it was given (its parameters are its own business)."""
-    params = dict(space.params)
-    if space.layers:
-        params[space.layers.count_name] = space.layers.count
-        params |= {f"{key}[i]": dist for key, dist in space.layers.params.items()}
-    return params
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution
 
 from sweeplab.errors import ConfigError
 from sweeplab.overrides import format_override, override_key
+from sweeplab.sweep.spaces import override_key_of
 
 __all__ = ["RESULTS_FIX", "WANDB_SWEEP_FIX", "check_plain", "check_recorded"]
 
@@ -51,36 +52,39 @@ def check_recorded(
     params: Mapping[str, Any],
     space: Mapping[str, BaseDistribution] | None,
 ) -> None:
-    """Each override is one of ``base`` or the override of a sampled parameter in ``params``
-    (a per-layer list from ``key[0]``, ``key[1]``, ...), whose value lies in ``space`` (the
-    study's stored space; ``None`` for a study stored before spaces were)."""
+    """Each override is one of ``base`` or the override that trial parameters ``params`` make
+    (a per-layer list from ``key[0]``, ``key[1]``, ...; a conditional parameter by its key),
+    and each parameter lies in ``space`` (the study's recorded space, by parameter name;
+    ``None`` for a study recorded before spaces were)."""
     check_plain(overrides, source)
+    made = _overrides_made(params)
     for override in overrides:
-        if override in base:
-            continue
-        key = override_key(override)
-        values = _sampled(key, params)
-        if values is None or override != format_override(key, values):
+        if override not in base and made.get(override_key(override)) != override:
             _refuse(
                 override, source, "is neither a base override nor a sampled parameter", RESULTS_FIX
             )
-        for name, value in _named(key, values):
-            distribution = _distribution(name, space)
-            if space is not None and (distribution is None or not _contains(distribution, value)):
-                _refuse(override, source, f"puts {name} outside the search space", RESULTS_FIX)
+    for name, value in params.items():
+        distribution = _distribution(name, space)
+        if space is not None and (distribution is None or not _contains(distribution, value)):
+            shown = f"{name}={value}"
+            _refuse(shown, source, "lies outside the study's search space", RESULTS_FIX)
 
 
-def _sampled(key: str, params: Mapping[str, Any]) -> Any:
-    if key in params:
-        return params[key]
-    layers = [params[f"{key}[{i}]"] for i in range(len(params)) if f"{key}[{i}]" in params]
-    return layers or None
+def _overrides_made(params: Mapping[str, Any]) -> dict[str, str]:
+    """The override each key gets from ``params``, as the search space formats it."""
+    values: dict[str, Any] = {}
+    for name, value in sorted(params.items(), key=lambda item: _layer_index(item[0])):
+        key = override_key_of(name)
+        if _layer_index(name) >= 0:
+            values.setdefault(key, []).append(value)
+        else:
+            values[key] = value
+    return {key: format_override(key, value) for key, value in values.items()}
 
 
-def _named(key: str, values: Any) -> list[tuple[str, Any]]:
-    if isinstance(values, list):
-        return [(f"{key}[{i}]", value) for i, value in enumerate(values)]
-    return [(key, values)]
+def _layer_index(name: str) -> int:
+    found = re.search(r"\[(\d+)\]$", name)
+    return int(found[1]) if found else -1
 
 
 def _distribution(

@@ -27,8 +27,9 @@ from sweeplab.overrides import format_override
 from sweeplab.redaction import has_secret, redact
 from sweeplab.sweep import queries, report, workers
 from sweeplab.sweep.algorithms import build_pruner, build_sampler
+from sweeplab.sweep.conditional import with_branches
 from sweeplab.sweep.context import STORAGE_ENV, TrialContext, share_storage
-from sweeplab.sweep.identity import StudyIdentity, space_of
+from sweeplab.sweep.identity import StudyIdentity
 from sweeplab.sweep.progress import SweepProgress
 from sweeplab.sweep.settings import SweepSettings, optuna_direction
 from sweeplab.sweep.space_check import check_space
@@ -106,6 +107,7 @@ def open_sweep(
         extend=_extender(settings.custom_search_space),
         is_group=is_group,
     )
+    space = with_branches(space, settings.conditional, compose, is_group)
     sampler, n_trials = build_sampler(settings.sampler, space, settings.n_trials)
     pruner = build_pruner(settings.pruner)
     if len(settings.directions) > 1:
@@ -116,7 +118,7 @@ def open_sweep(
         list(settings.directions),
         metric_names,
         base_overrides(config, space),
-        space_of(space),
+        space.distributions(),
         settings.custom_search_space or None,
     )
     storage, existing = _existing_study(settings)

@@ -63,8 +63,8 @@ class Slurm:
 
 @dataclass(frozen=True)
 class SweepSettings:
-    """Every ``hydra.sweeper`` setting. ``sampler``, ``pruner``, ``params`` and ``layers`` stay
-    config nodes: they are built (and checked) with the search space."""
+    """Every ``hydra.sweeper`` setting. ``sampler``, ``pruner``, ``params``, ``layers`` and
+    ``conditional`` stay config nodes: they are built (and checked) with the search space."""
 
     directions: tuple[str, ...]
     storage: str
@@ -80,6 +80,7 @@ class SweepSettings:
     pruner: DictConfig | None = None
     params: Mapping[str, Any] = field(default_factory=dict)
     layers: DictConfig | None = None
+    conditional: DictConfig | None = None
     custom_search_space: str | None = None
 
     @classmethod

@@ -22,14 +22,12 @@ from sweeplab.sweep.spaces import SearchSpace, grid_choices
 
 __all__ = ["GROUP_HINT", "Probe", "check_space"]
 
-# Until a search can give each option of a group its own space, every parameter applies to
-# every option.
+# A parameter in hydra.sweeper.params applies to every option of a group the search chooses.
 GROUP_HINT = (
-    "Every parameter of the search applies to every option of a config group that it "
-    "chooses, so a choice such as model=choice(mlp,cnn) works only with parameters that every "
-    "option has: sweep each architecture with its own search (hparams_search=mlp_optuna, "
-    "cnn_optuna, resnet_optuna) and compare the results, or choose only among options that "
-    "share their parameters."
+    "A parameter in hydra.sweeper.params applies to every option of a config group that the "
+    "search chooses, so give each option its own space instead, sampled only when it is "
+    "chosen: hydra.sweeper.conditional (hparams_search=arch_optuna chooses among "
+    "architectures this way; see the README, Studies across architectures)."
 )
 Probe = tuple[str, dict[str, Any]]  # what is tried, in words; the key -> value overrides
 PARTS = ("data", "callbacks", "trainer")  # what a run builds before training, with the model
@@ -41,17 +39,30 @@ def check_space(
     """Try every value of each parameter in turn (the ends of numeric ranges), the others at
     their first value, per-layer values at the smallest depth and the deepest stack, through
     the checks a run makes before training: its settings, data module, model, optimizer,
-    callbacks and (when a trainer setting is searched) trainer. Then check the data files
-    once. ``compose`` builds a trial's config for group choices."""
+    callbacks and (when a trainer setting is searched) trainer; each option's conditional
+    space likewise, with that option chosen. Then check the data files once. ``compose``
+    builds a trial's config for group choices."""
     if OmegaConf.select(config, "model.net") is None:
         return  # not a sweeplab training config: nothing known to build
+    output_dir = f"{config.hydra.sweep.dir}/trial_0"  # never written: nothing runs here
+    def with_fixed(extra: list[str]) -> DictConfig:
+        return compose([*space.fixed, *extra])
+
+    _check_probes(space, with_fixed([]) if space.fixed else config, with_fixed, output_dir)
+    build.instantiate(config.data, "data").prepare_data()  # files present and valid
+
+
+def _check_probes(
+    space: SearchSpace,
+    config: DictConfig,
+    compose: Callable[[list[str]], DictConfig],
+    output_dir: str,
+) -> None:
     base = {k: _values(d)[0] for k, d in space.params.items() if k not in space.groups}
     base.update(_layer_lists(space, depth=_depths(space)[0]) if space.layers else {})
     # The first probe builds every part; later ones rebuild the parts their values reach.
-    searched = {
-        _part(key) for key in [*space.params, *(space.layers.params if space.layers else ())]
-    }
-    output_dir = f"{config.hydra.sweep.dir}/trial_0"  # never written: nothing runs here
+    layer_keys = space.layers.params if space.layers else {}
+    searched = {_part(key) for key in [*space.params, *layer_keys]}
     for number, (what, overrides) in enumerate(_probes(space)):
         try:
             trial_config = _apply(config, {**base, **overrides}, compose, space.groups)
@@ -71,7 +82,14 @@ def check_space(
             raise ConfigError(
                 f"The search space can propose {what}, which the run refuses: {e} {fix}"
             ) from None
-    build.instantiate(config.data, "data").prepare_data()  # files present and valid
+    for group, options in space.branches.items():
+        for option, branch in options.items():
+            chosen = [format_override(group, option)]
+
+            def compose_chosen(extra: list[str], chosen: list[str] = chosen) -> DictConfig:
+                return compose([*chosen, *extra])
+
+            _check_probes(branch, compose_chosen([]), compose_chosen, output_dir)
 
 
 def _check_before_training(config: DictConfig, output_dir: str, parts: Collection[str]) -> None:

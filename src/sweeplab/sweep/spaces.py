@@ -7,6 +7,7 @@ ours, so that no private part of the Hydra Optuna plugin is needed to sample.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,7 @@ from sweeplab.errors import ConfigError
 from sweeplab.overrides import format_override, override_key
 
 __all__ = [
+    "BRANCH",
     "NOT_TRAINING_GROUPS",
     "SWEEP_ONLY_KEYS",
     "SYNTAX_HINT",
@@ -33,6 +35,7 @@ __all__ = [
     "SearchSpace",
     "base_overrides",
     "grid_choices",
+    "override_key_of",
     "parse_distribution",
     "shapes_results",
     "suggest",
@@ -42,9 +45,18 @@ __all__ = [
 # Overrides of the sweep command that make a run a trial, not part of the configuration.
 SWEEP_ONLY_KEYS = ("hparams_search", "name")  # name: the study's
 # Config groups that do not change what a run trains: left out of the best configuration.
-NOT_TRAINING_GROUPS = ("hydra", "hparams_search", "logger", "callbacks", "paths", "debug")
+NOT_TRAINING_GROUPS = (
+    "hydra",
+    "hparams_search",
+    "search_space",
+    "logger",
+    "callbacks",
+    "paths",
+    "debug",
+)
 # Values that say where a run reads data or writes logs, not what it trains.
 LOCATION_KEYS = ("data.data_dir", "data.cache_dir", "data.download")
+BRANCH = ":"  # between a conditional parameter's option and key: cnn:model.net.filters
 SYNTAX_HINT = (
     "Use Hydra's sweep syntax: choice(a, b), range(low, stop, step=s), interval(low, high) or "
     "tag(log, interval(low, high))."
@@ -163,17 +175,18 @@ class LayerSpace:
             },
         )
 
-    def owns(self, param_name: str) -> bool:
-        """Whether a trial parameter is this space's layer count or a per-layer value."""
-        return param_name == self.count_name or param_name.split("[", 1)[0] in self.params
-
-    def suggest(self, trial: optuna.Trial) -> dict[str, list[Any]]:
-        """Sample the layer count, then each existing layer's parameters; return the lists."""
-        count = int(suggest(trial, self.count_name, self.count))
+    def suggest(self, trial: optuna.Trial, prefix: str = "") -> dict[str, list[Any]]:
+        """Sample the layer count, then each existing layer's parameters (trial parameter
+        names after ``prefix``); return the lists."""
+        count = int(suggest(trial, prefix + self.count_name, self.count))
         return {
-            key: [suggest(trial, f"{key}[{i}]", dist) for i in range(count)]
+            key: [suggest(trial, f"{prefix}{key}[{i}]", dist) for i in range(count)]
             for key, dist in self.params.items()
         }
+
+    def distributions(self) -> dict[str, BaseDistribution]:
+        """The layer count's and each layer's distribution (``key[i]`` for every layer)."""
+        return {self.count_name: self.count} | {f"{k}[i]": d for k, d in self.params.items()}
 
 
 @dataclass(frozen=True)
@@ -186,6 +199,9 @@ class SearchSpace:
     layers: LayerSpace | None = None
     extend: Callable[[Any, optuna.Trial], None] | None = None
     groups: frozenset[str] = frozenset()  # the params that choose a config group's option
+    # Conditional spaces: for a group param (``model``), each option's own space, sampled
+    # only when the trial chose that option, its parameters named ``<option>:<key>``.
+    branches: Mapping[str, Mapping[str, SearchSpace]] = field(default_factory=dict)
 
     @classmethod
     def from_overrides(
@@ -224,27 +240,52 @@ class SearchSpace:
         return cls(params, list(fixed.values()), layers, extend, groups)
 
     def grid(self) -> dict[str, list[Any]]:
-        if self.layers or self.extend:
+        if self.layers or self.extend or self.branches:
             raise ConfigError(
                 "The grid sampler needs every parameter in hydra.sweeper.params, but this "
-                "search has per-layer parameters (hydra.sweeper.layers) or a "
-                "custom_search_space: use hydra/sweeper/sampler=tpe, gp or random."
+                "search has per-layer parameters (hydra.sweeper.layers), conditional spaces "
+                "(hydra.sweeper.conditional) or a custom_search_space: use "
+                "hydra/sweeper/sampler=tpe, gp or random."
             )
         return {name: grid_choices(name, d) for name, d in self.params.items()}
 
+    def distributions(self, prefix: str = "") -> dict[str, BaseDistribution]:
+        """Every trial parameter this space may sample, by name: per-layer ones as
+        ``key[i]``, conditional ones as ``<option>:<key>`` (a custom extender's are its own)."""
+        found = {prefix + k: d for k, d in self.params.items()}
+        if self.layers:
+            found |= {prefix + k: d for k, d in self.layers.distributions().items()}
+        for options in self.branches.values():
+            for option, branch in options.items():
+                found |= branch.distributions(f"{prefix}{option}{BRANCH}")
+        return found
+
     def sample(self, trial: optuna.Trial, config: Any) -> list[str]:
         """Sample a trial's parameters; return them as overrides (per-layer ones as lists)."""
-        for name, distribution in self.params.items():
-            suggest(trial, name, distribution)
-        layer_lists = self.layers.suggest(trial) if self.layers else {}
+        chosen = self._suggest(trial)
         if self.extend:
+            before = set(trial.params)
             self.extend(config, trial)
-        sampled = [
-            format_override(name, value)
-            for name, value in trial.params.items()
-            if not (self.layers and self.layers.owns(name))
-        ]
-        return sampled + [format_override(key, values) for key, values in layer_lists.items()]
+            chosen |= {name: v for name, v in trial.params.items() if name not in before}
+        return [format_override(key, value) for key, value in chosen.items()]
+
+    def _suggest(self, trial: optuna.Trial, prefix: str = "") -> dict[str, Any]:
+        """This space's values by override key, its trial parameters named after ``prefix``;
+        then the space of each group option chosen."""
+        chosen = {key: suggest(trial, prefix + key, d) for key, d in self.params.items()}
+        if self.layers:
+            chosen |= self.layers.suggest(trial, prefix)
+        for key, options in self.branches.items():
+            option = str(chosen[key])
+            if option in options:
+                chosen |= options[option]._suggest(trial, f"{prefix}{option}{BRANCH}")
+        return chosen
+
+
+def override_key_of(param_name: str) -> str:
+    """The override a trial parameter sets: ``cnn:model.net.filters[0]`` -> ``model.net.filters``
+    (a per-layer value reaches the run in its layer list)."""
+    return re.sub(r"\[\d+\]$", "", param_name.rsplit(BRANCH, 1)[-1])
 
 
 def shapes_results(key: str) -> bool:
