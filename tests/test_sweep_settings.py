@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import optuna
@@ -189,3 +190,36 @@ def test_a_hyperband_setting_its_brackets_refuse_is_caught_before_the_first_tria
     assert isinstance(build_pruner(node), optuna.pruners.HyperbandPruner)
     with pytest.raises(ConfigError, match=f"hydra.sweeper.pruner`: .*{message}"):
         build_pruner(OmegaConf.merge(node, setting))
+
+
+@pytest.fixture
+def machine(monkeypatch: pytest.MonkeyPatch) -> Callable[[int, list[str]], None]:
+    """Pretend this is the sweep command on a machine with ``cores`` cores and ``gpus``."""
+    monkeypatch.delenv("SWEEPLAB_WORKER", raising=False)
+
+    def have(cores: int, gpus: list[str]) -> None:
+        monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(cores)), raising=False)
+        monkeypatch.setattr("os.cpu_count", lambda: cores)
+        monkeypatch.setattr("sweeplab.sweep.workers.visible_gpus", lambda: gpus)
+
+    return have
+
+
+def test_local_workers_are_bounded_by_the_machine(
+    machine: Callable[[int, list[str]], None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    machine(2, [])
+    assert SweepSettings.from_kwargs(GOOD | {"workers": 2}).workers == 2
+    with pytest.raises(ConfigError, match=r"`hydra.sweeper.workers`=10000 is more .* 2 CPU core"):
+        SweepSettings.from_kwargs(GOOD | {"workers": 10000})
+    forced = SweepSettings.from_kwargs(GOOD | {"workers": 3, "force_workers": True})
+    assert forced.workers == 3
+    assert SweepSettings.from_kwargs(GOOD | {"workers": 64, "cluster": {}}).workers == 64
+    machine(2, ["0", "1"])
+    assert SweepSettings.from_kwargs(GOOD | {"workers": 4, "workers_per_gpu": 2}).workers == 4
+    with pytest.raises(ConfigError, match=r"2 GPU\(s\) × hydra.sweeper.workers_per_gpu=2"):
+        SweepSettings.from_kwargs(GOOD | {"workers": 5, "workers_per_gpu": 2})
+    monkeypatch.setenv("SWEEPLAB_WORKER", "3")  # a worker sees only its own GPU: not checked
+    assert SweepSettings.from_kwargs(GOOD | {"workers": 5, "workers_per_gpu": 2}).workers == 5
+    with pytest.raises(ConfigError, match=r"`hydra.sweeper.force_workers`='yes' is invalid: use"):
+        SweepSettings.from_kwargs(GOOD | {"force_workers": "yes"})

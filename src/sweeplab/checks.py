@@ -14,12 +14,15 @@ from omegaconf.errors import OmegaConfBaseException
 from sweeplab.build import instantiate
 from sweeplab.costs import LATENCY, PARAMS
 from sweeplab.errors import ConfigError, from_omegaconf
+from sweeplab.sweep.settings import cpu_cores
 from sweeplab.values import is_int, is_number
 
 __all__ = [
+    "check_devices",
     "check_logged",
     "check_name",
     "check_optimizer",
+    "check_parts",
     "check_run",
     "check_seed",
     "objectives",
@@ -34,6 +37,18 @@ BOOLEAN_KEYS = (
     "trainer.keep_freed_memory",
 )
 SAFE_NAME = re.compile(r"(?!\.+$)[\w.-]+")
+# The parts a run builds, by key: the config group that chooses each, and whether null (none)
+# is allowed.
+PARTS = {
+    "data": ("data", False),
+    "model": ("model", False),
+    "model.net": ("model", False),
+    "model.optimizer": ("model/optimizer", False),
+    "model.scheduler": ("model/scheduler", True),
+    "trainer": ("trainer", False),
+    "callbacks": ("callbacks", True),
+    "logger": ("logger", True),
+}
 
 
 def check_optimizer(cfg: DictConfig) -> None:
@@ -74,9 +89,12 @@ def check_run(cfg: DictConfig) -> None:
     """The run-level settings: every value readable, epochs, seeds, switches, the metric to
     optimise and its direction."""
     try:  # a `???` or a broken ${...} anywhere fails here, with its key, not mid-run
-        OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+        values = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
     except OmegaConfBaseException as e:
         raise from_omegaconf(e) from None
+    check_parts(cfg)
+    _check_integers(values)
+    check_devices(cfg.trainer)
     for key, value, minimum in (
         ("trainer.max_epochs", cfg.trainer.get("max_epochs"), 1),
         ("seeds", cfg.get("seeds", 1), 1),
@@ -141,6 +159,50 @@ def check_name(name: Any) -> None:
         raise ConfigError(
             f"`name`={name!r} is invalid: it names the run's directory under paths.log_dir, "
             "so use letters, digits, '.', '_' or '-' (no '/' and not only dots)."
+        )
+
+
+def check_parts(cfg: DictConfig) -> None:
+    """Each part the run builds is a config node (a word or a number there would fail as an
+    attribute error deep in the run); the optional ones may be null."""
+    for key, (group, optional) in PARTS.items():
+        node = OmegaConf.select(cfg, key, default=None)
+        if not isinstance(node, DictConfig) and not (optional and node is None):
+            raise ConfigError(
+                f"`{key}`={node!r} is invalid: it holds the settings of a part the run builds; "
+                f"choose one with {group}=<option> (configs/{group}/)"
+                + (f", or {key}=null for none." if optional else ".")
+            )
+
+
+def _check_integers(values: Any, key: str = "") -> None:
+    """torch and the C libraries under it take 64-bit integers: a larger one would overflow
+    deep inside them, with no key in the error."""
+    if isinstance(values, dict | list):
+        items = values.items() if isinstance(values, dict) else enumerate(values)
+        for name, value in items:
+            child = (
+                f"{key}[{name}]"
+                if isinstance(values, list)
+                else ".".join(filter(None, (key, str(name))))
+            )
+            _check_integers(value, child)
+    elif is_int(values) and not -(2**63) <= values < 2**63:
+        raise ConfigError(f"`{key}`={values} is invalid: it does not fit in 64 bits.")
+
+
+def check_devices(trainer: DictConfig) -> None:
+    """More CPU or GPU devices than the machine has would start a process per device (or wait
+    for GPUs that never come)."""
+    devices, accelerator = trainer.get("devices"), str(trainer.get("accelerator", "auto"))
+    if not is_int(devices) or accelerator not in ("auto", "cpu", "gpu", "cuda"):
+        return
+    on_gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+    have = torch.cuda.device_count() if on_gpu else cpu_cores()
+    if devices > have:
+        raise ConfigError(
+            f"`trainer.devices`={devices} is more than this machine has: {have} "
+            f"{'GPU(s)' if on_gpu else 'CPU core(s)'}. Use 1, or -1 for all of them."
         )
 
 

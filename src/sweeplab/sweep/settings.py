@@ -3,6 +3,7 @@ anything is written; a bad value is one paragraph that names its key."""
 
 from __future__ import annotations
 
+import os
 import types
 import typing
 from collections.abc import Mapping
@@ -14,7 +15,15 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from sweeplab.errors import ConfigError
 from sweeplab.values import is_int, is_number
 
-__all__ = ["DIRECTIONS", "Heartbeat", "Slurm", "SweepSettings", "optuna_direction"]
+__all__ = [
+    "DIRECTIONS",
+    "Heartbeat",
+    "Slurm",
+    "SweepSettings",
+    "cpu_cores",
+    "local_capacity",
+    "optuna_direction",
+]
 
 # What sweeplab's configs and users write, and what Optuna calls it.
 DIRECTIONS = {"min": "minimize", "max": "maximize", "minimize": "minimize", "maximize": "maximize"}
@@ -74,6 +83,7 @@ class SweepSettings:
     max_failure_rate: float = 0.25
     workers: int = 1
     workers_per_gpu: int = 1
+    force_workers: bool = False
     heartbeat: Heartbeat = field(default_factory=Heartbeat)
     cluster: Slurm | None = None
     sampler: DictConfig | None = None
@@ -127,6 +137,44 @@ class SweepSettings:
                 "An in-memory storage cannot be shared by several workers: use a file or server "
                 "URL in hydra.sweeper.storage."
             )
+        self._check_machine()
+
+    def _check_machine(self) -> None:
+        """Local workers beyond what the machine runs at once would only fork until it
+        refuses; a cluster queues its jobs instead, and a worker only joins the sweep."""
+        from sweeplab.sweep.workers import worker_index  # it imports this module
+
+        if self.workers == 1 or self.cluster is not None or self.force_workers:
+            return
+        if worker_index() is not None:  # it sees only its own GPU; the command checked
+            return
+        bound, what = local_capacity(self.workers_per_gpu)
+        if self.workers > bound:
+            raise ConfigError(
+                f"`hydra.sweeper.workers`={self.workers} is more local workers than this "
+                f"machine runs at once: {what}. Lower hydra.sweeper.workers, run them as SLURM "
+                "jobs (hydra/sweeper/cluster=slurm), or set hydra.sweeper.force_workers=true to "
+                "start them anyway."
+            )
+
+
+def local_capacity(workers_per_gpu: int) -> tuple[int, str]:
+    """How many local workers this machine runs at once, and why: ``workers_per_gpu`` per GPU
+    when it has GPUs (as ``workers.local_environments`` shares them out), else one per CPU
+    core this process may use."""
+    from sweeplab.sweep.workers import visible_gpus  # it imports this module, and torch
+
+    if gpus := visible_gpus():
+        bound = len(gpus) * workers_per_gpu
+        return bound, f"{len(gpus)} GPU(s) × hydra.sweeper.workers_per_gpu={workers_per_gpu}"
+    cores = cpu_cores()
+    return cores, f"{cores} CPU core(s), one worker per core"
+
+
+def cpu_cores() -> int:
+    """The CPU cores this process may run on (its affinity where the OS tells it)."""
+    affinity = getattr(os, "sched_getaffinity", None)
+    return len(affinity(0)) if affinity else os.cpu_count() or 1
 
 
 def _build(cls: type, values: dict[str, Any], group: str) -> Any:
@@ -175,7 +223,13 @@ def _fits(value: Any, hint: Any) -> bool:
 
 
 def _describe(hint: Any) -> str:
-    names = {int: "an integer", float: "a number", str: "a string", type(None): "null"}
+    names = {
+        bool: "true or false",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        type(None): "null",
+    }
     options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
     described = [
         names.get(option)
