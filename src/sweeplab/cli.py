@@ -1,5 +1,9 @@
-"""The ``sweeplab`` command: look at sweeps and compare runs.
+"""The ``sweeplab`` command: train, sweep and evaluate, look at sweeps and compare runs.
 
+sweeplab init my_research                      # a repository of your own architectures
+sweeplab train model=mynet                     # from a directory holding configs/: python
+sweeplab train -m hparams_search=mynet_optuna  # train.py's arguments, with its configs on
+sweeplab eval ckpt_path=logs/runs/.../best.ckpt  # top of sweeplab's
 sweeplab best logs/sweeps/mlp_optuna          # the best overrides (or the Pareto set)
 sweeplab best sqlite:///path/optuna.db --study mlp_optuna
 sweeplab compare logs/runs/mlp_baseline/<time> logs/runs/mlp_optuna/<time>
@@ -23,8 +27,10 @@ from typing import NoReturn
 
 import optuna
 
+from sweeplab import app
 from sweeplab.dashboard import serve
 from sweeplab.errors import ConfigError, SweeplabError, exit_with
+from sweeplab.scaffold import write_starter
 from sweeplab.seeds import comparison_table
 from sweeplab.sweep.best import load_best
 from sweeplab.sweep.leases import fail_stale
@@ -70,6 +76,11 @@ def seconds(text: str) -> float:
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="sweeplab", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
+    for name, what in (("train", "train once, or sweep with -m"), ("eval", "test a checkpoint")):
+        # listed for --help; main() hands what follows to Hydra (-m, --config-dir, overrides)
+        commands.add_parser(name, help=f"{what} (Hydra's arguments: sweeplab {name} --help)")
+    init = commands.add_parser("init", help="write a starter repository of your own models")
+    init.add_argument("directory", type=Path, help="a new (or empty) directory")
     best = commands.add_parser("best", help="print a sweep's best parameters as overrides")
     best.add_argument("source", help=SOURCE_HELP)
     best.add_argument("--study", help="the study name, when the storage holds several")
@@ -104,6 +115,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] in (["train"], ["eval"]):  # exits as the root train.py and eval.py do
+        (app.train if argv[0] == "train" else app.evaluate)(argv[1:])
+        return 0
     args = _parser().parse_args(argv)
     try:
         if args.command == "best":
@@ -116,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
             serve(args.source, args.host, args.port)
         elif args.command == "fail-stale":
             _fail_stale(args.source, args.study, args.older_than)
+        elif args.command == "init":
+            _init(args.directory)
         else:
             print(comparison_table(_run_dirs(args.run_dirs)))
     except SweeplabError as e:
@@ -137,6 +154,12 @@ def _best(source: str, study: str | None) -> None:
     for trial in found:
         print(trial.describe())
         print(trial.command_line())
+
+
+def _init(directory: Path) -> None:
+    written = write_starter(directory)
+    print("\n".join(str(directory / path) for path in written))
+    print(f"Next: cd {directory} and run the commands in its README.md.", file=sys.stderr)
 
 
 def _fail_stale(source: str, study_name: str | None, older_than_s: float | None) -> None:

@@ -1,5 +1,6 @@
 """What a config may turn into a Python object: the names meant for configs, one by one, and
-the packages a user trusts for their own code (``SWEEPLAB_TRUSTED``).
+the packages a user trusts for their own code (``SWEEPLAB_TRUSTED``, to which the entry points
+add what the user's ``configs/sweeplab.yaml`` declares, so that workers inherit it).
 
 Never a whole package of sweeplab's or of a library's: a config that may name anything under
 ``sweeplab.*`` may name a function that starts a process. The names are sweeplab's own config
@@ -22,8 +23,10 @@ from sweeplab.errors import ConfigError
 __all__ = [
     "SWEEPLAB_TARGETS",
     "TRUSTED_ENV",
+    "check_prefix",
     "check_trusted",
     "family",
+    "trust_packages",
     "trusted_targets",
 ]
 
@@ -54,7 +57,7 @@ MEANT = (
     "sweeplab instantiates only the names meant for configs: its models, data module, "
     "trainer, logger and progress bar, torch's optimizers and LR schedules, Lightning's "
     "callbacks, loggers and profilers (sweeplab.trust lists them), and the packages named in "
-    f"{TRUSTED_ENV}"
+    f"{TRUSTED_ENV} or in your configs/sweeplab.yaml"
 )
 
 
@@ -76,16 +79,34 @@ def family(module_name: str, base_path: str) -> tuple[str, ...]:
 def trusted_targets() -> list[str]:
     """Every name a training config may instantiate, then ``pkg.*`` for each package named
     in ``SWEEPLAB_TRUSTED``."""
-    prefixes = [p.strip() for p in os.environ.get(TRUSTED_ENV, "").split(",") if p.strip()]
+    prefixes = _trusted_packages()
     for prefix in prefixes:
-        if not MODULE_PREFIX.fullmatch(prefix):
-            raise ConfigError(
-                f"{TRUSTED_ENV} holds {prefix!r}, which is not a module prefix: give dotted "
-                f"Python module names separated by commas, e.g. {TRUSTED_ENV}=myarch,lab.models "
-                "(each trusts that module and everything under it)."
-            )
+        check_prefix(prefix, TRUSTED_ENV)
     families = [name for module, base in TRAINING_FAMILIES for name in family(module, base)]
     return [*SWEEPLAB_TARGETS, *families, *(f"{p}.*" for p in prefixes)]
+
+
+def check_prefix(prefix: str, where: str) -> None:
+    """Refuse ``prefix``, read from ``where``, unless it is a dotted module name."""
+    if not MODULE_PREFIX.fullmatch(prefix):
+        raise ConfigError(
+            f"{where} holds {prefix!r}, which is not a module prefix: give dotted Python module "
+            f"names, e.g. {TRUSTED_ENV}=myarch,lab.models or `trusted: [myarch, lab.models]` in "
+            "configs/sweeplab.yaml (each trusts that module and everything under it)."
+        )
+
+
+def trust_packages(prefixes: tuple[str, ...] | list[str]) -> None:
+    """Add ``prefixes`` to ``SWEEPLAB_TRUSTED`` in this process's environment, where every
+    check in it and in the workers it starts reads them."""
+    known = _trusted_packages()
+    added = [p for p in prefixes if p not in known]
+    if added:
+        os.environ[TRUSTED_ENV] = ",".join([*known, *added])
+
+
+def _trusted_packages() -> list[str]:
+    return [p.strip() for p in os.environ.get(TRUSTED_ENV, "").split(",") if p.strip()]
 
 
 def check_trusted(target: str, key: str, allowed: list[str]) -> None:
@@ -94,6 +115,8 @@ def check_trusted(target: str, key: str, allowed: list[str]) -> None:
     if not any(fnmatch.fnmatch(target, pattern) for pattern in allowed):
         raise ConfigError(
             f"`{key}`={target!r} is not trusted: {MEANT}. If it is your own code, name its "
-            f"package in the environment variable {TRUSTED_ENV} (comma-separated module "
-            f"prefixes), e.g. {TRUSTED_ENV}={target.split('.')[0]} python train.py ..."
+            f"package once in your repository's configs/sweeplab.yaml (`trusted: "
+            f"[{target.split('.')[0]}]`), or in the environment variable {TRUSTED_ENV} "
+            f"(comma-separated module prefixes), e.g. {TRUSTED_ENV}={target.split('.')[0]} "
+            "python train.py ..."
         )

@@ -4,32 +4,60 @@ hydra-core is pinned to exactly 1.4.0rc3 (pyproject.toml), which adds two featur
 final 1.4 may still change: an execution whitelist (``hydra.main(execution_whitelist=...)``
 and ``instantiate(..., _execution_whitelist_=...)``: targets outside it warn now and fail in
 1.5) and plugin discovery through the ``hydra.plugins`` entry-point group, which registers
-sweeplab's sweeper from pyproject.toml without a ``hydra_plugins`` package. Nothing else in
-sweeplab names them; tests/test_compat.py fails with :func:`missing_features` when the
-installed Hydra lacks one.
+sweeplab's sweeper from pyproject.toml without a ``hydra_plugins`` package. :func:`run` also
+calls Hydra's private ``_run_hydra`` (what ``hydra.main`` calls) with arguments it is given:
+``sweeplab train`` and ``sweeplab.run`` are not ``sys.argv``, which a sweep's workers run
+again as it stands. Nothing else in sweeplab names them; tests/test_compat.py fails with
+:func:`missing_features` when the installed Hydra lacks one.
 """
 
 from __future__ import annotations
 
+import argparse
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import hydra
+from hydra._internal import utils as hydra_internal
 from hydra.types import TaskFunction
 
-__all__ = ["PLUGIN_ENTRY_POINT_GROUP", "instantiate", "main", "missing_features"]
+__all__ = ["PLUGIN_ENTRY_POINT_GROUP", "instantiate", "missing_features", "parse_args", "run"]
 
 PLUGIN_ENTRY_POINT_GROUP = "hydra.plugins"  # pyproject.toml: [project.entry-points."hydra.plugins"]
 
 
-def main(
-    config_path: str, config_name: str, trusted: Sequence[str]
-) -> Callable[[TaskFunction], Any]:
-    """``@hydra.main`` whose ``instantiate`` calls may build only ``trusted`` targets."""
-    return hydra.main(
-        config_path=config_path, config_name=config_name, execution_whitelist=list(trusted)
-    )
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    """Hydra's own command line (``-m``, ``--config-dir``, ``--cfg``, overrides) from ``argv``."""
+    return hydra_internal.get_args_parser().parse_intermixed_args(list(argv))
+
+
+def run(
+    task: TaskFunction,
+    args: argparse.Namespace,
+    config_dir: Path,
+    config_name: str,
+    trusted: Sequence[str],
+    job_name: str,
+) -> None:
+    """What ``@hydra.main(config_path=config_dir, ...)`` does for ``args``, with ``instantiate``
+    limited to ``trusted`` targets; the job (and its log file) is named ``job_name``."""
+    from hydra._internal.execution_policy import execution_whitelist
+
+    def job(cfg: Any) -> Any:
+        return task(cfg)
+
+    job.__module__ = job_name  # Hydra names the job after the task function's module
+    hydra.version.setbase(hydra.version._UNSPECIFIED_)
+    with execution_whitelist(list(trusted)):
+        hydra_internal._run_hydra(
+            args=args,
+            args_parser=hydra_internal.get_args_parser(),
+            task_function=job,
+            config_path=str(config_dir),
+            config_name=config_name,
+        )
 
 
 def instantiate(node: Any, trusted: Sequence[str], **kwargs: Any) -> Any:
@@ -43,6 +71,11 @@ def missing_features() -> list[str]:
     from hydra.core import plugins
 
     missing = []
+    if (
+        "task_function"
+        not in inspect.signature(getattr(hydra_internal, "_run_hydra", len)).parameters
+    ):
+        missing.append("hydra._internal.utils._run_hydra(args, args_parser, task_function, ...)")
     if "execution_whitelist" not in inspect.signature(hydra.main).parameters:
         missing.append("hydra.main(execution_whitelist=...)")
     if "_execution_whitelist_" not in inspect.signature(hydra.utils.instantiate).parameters:
