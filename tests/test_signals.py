@@ -20,7 +20,7 @@ from sweeplab.sweep import queries
 from sweeplab.sweep import study as stored
 from sweeplab.sweep.storage import open_storage
 from sweeplab.sweep.worker import worker_name
-from sweeplab.sweep.workers import requeue_interrupted, run_local, stop_workers
+from sweeplab.sweep.workers import requeue_interrupted, run_local, stop_workers, worker_log
 from tests.conftest import QUICK, ROOT, inspect_wandb_run, load_study
 
 
@@ -115,7 +115,7 @@ def test_run_local_passes_the_signal_on_then_kills_after_the_timeout(tmp_path: P
     log_dir = tmp_path / "workers"
 
     def ctrl_c_once_ready() -> None:
-        if "ready" in (log_dir / "worker_0.log").read_text():
+        if "ready" in worker_log(log_dir, 0).read_text():
             os.kill(os.getpid(), signal.SIGINT)
 
     started = time.monotonic()

@@ -87,7 +87,8 @@ def test_local_workers_share_one_study(
     workers = {t.user_attrs[stored.WORKER] for t in ran_trials(study)}
     assert len(workers) == 2, workers  # both workers ran trials
     for k in (0, 1):
-        assert "joins study mlp_optuna" in (sweep_dir / "workers" / f"worker_{k}.log").read_text()
+        [log] = (sweep_dir / "workers").glob(f"worker_{k}_*.log")  # by host and process
+        assert "joins study mlp_optuna" in log.read_text()
     # the parent prints every trial's line from the storage, counting up
     output = result.stdout + result.stderr
     assert "4/4 finished" in output and "1/4 finished" in output

@@ -15,10 +15,19 @@ from urllib.parse import urlparse
 
 from pytorch_lightning.loggers import WandbLogger
 
+from sweeplab import quiet
 from sweeplab.errors import ConfigError
 from sweeplab.redaction import redact
 
-__all__ = ["DEFAULT_BASE_URL", "MODES", "finish", "flatten", "wandb_logger", "wandb_mode"]
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "MODES",
+    "console_settings",
+    "finish",
+    "flatten",
+    "wandb_logger",
+    "wandb_mode",
+]
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +38,24 @@ MODES = ("online", "offline", "dryrun", "run", "disabled", "shared")
 def wandb_logger(offline: bool | None = None, **kwargs: Any) -> WandbLogger:
     """Build a ``WandbLogger``; ``offline=None`` picks online only when it can work, and
     ``WANDB_MODE=disabled`` logs nothing and writes nothing."""
-    return WandbLogger(mode=wandb_mode(offline), **kwargs)
+    mode = wandb_mode(offline)
+    if "settings" not in kwargs:
+        kwargs["settings"] = console_settings(mode)
+    logger = WandbLogger(mode=mode, **kwargs)
+    # Lightning passes anonymous=None, which W&B 0.31 warns about though it has no effect.
+    logger._wandb_init.pop("anonymous", None)
+    return logger
+
+
+def console_settings(mode: str) -> Any:
+    """W&B settings that keep W&B's own console lines off at the default verbosity: an
+    online run keeps its link (``quiet``), an offline one prints nothing (``silent``:
+    :func:`finish` says where it is and how to upload it). W&B's warnings still show."""
+    import wandb
+
+    if quiet.verbose():
+        return None
+    return wandb.Settings(**{"quiet" if mode == "online" else "silent": True})
 
 
 def wandb_mode(offline: bool | None = None) -> str:

@@ -27,6 +27,7 @@ from sweeplab import (
     costs,
     outputs,
     process,
+    quiet,
     record,
     seeds,
     signals,
@@ -35,6 +36,7 @@ from sweeplab import (
 )
 from sweeplab.errors import USER_ERRORS, ConfigError, exit_with, user_error
 from sweeplab.sweep.context import NODE, TrialContext, is_pruned
+from sweeplab.sweep.progress import format_number
 from sweeplab.timing import EpochClock
 
 __all__ = ["main", "objective", "run", "trial_context"]
@@ -67,11 +69,13 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     clock = EpochClock()
     process.apply(keep_freed_memory=cfg.trainer.get("keep_freed_memory", True))
+    callbacks, switches = quiet.trainer_switches(cfg.trainer, callbacks, context is not None)
     trainer = build.instantiate(
         trainers.without_process_settings(cfg.trainer),
         "trainer",
         callbacks=[*callbacks, clock],
         logger=loggers,
+        **switches,
     )
 
     state = "failed"
@@ -162,7 +166,7 @@ def main(cfg: DictConfig) -> float | tuple[float, ...]:
     run with one line and status 128 + signal; in a trial the sweep handles the stop.
     """
     try:
-        with signals.stopping():
+        with signals.stopping(), quiet.run_console(trial=_context_or_none(cfg) is not None):
             return _main(cfg)
     except signals.Stopped as stop:
         if _context_or_none(cfg) is not None:
@@ -196,9 +200,11 @@ def _discard_run_dir(cfg: DictConfig) -> None:
     """A run refused before it began leaves no directory of Hydra's files behind."""
     if not HydraConfig.initialized():
         return
-    output_dir = Path(HydraConfig.get().runtime.output_dir)
+    output_dir = OmegaConf.select(HydraConfig.get(), "runtime.output_dir", default=None)
+    if output_dir is None:  # composed without a run (a test, a notebook)
+        return
     log_dir = OmegaConf.select(cfg, "paths.log_dir", throw_on_resolution_failure=False)
-    outputs.discard_unused_run_dir(output_dir, Path(log_dir) if log_dir else output_dir)
+    outputs.discard_unused_run_dir(Path(output_dir), Path(log_dir or output_dir))
 
 
 def _check_mode() -> None:
@@ -266,12 +272,16 @@ def _best_checkpoint(trainer: pl.Trainer) -> str | None:
 
 
 def _print_summary(cfg: DictConfig, metrics: dict[str, float], path: Path) -> None:
+    """The results table and where the record is; a sweep trial prints its one line instead."""
+    if _context_or_none(cfg) is not None and not quiet.verbose():
+        log.info("Record: %s", path)  # in the trial's train.log
+        return
     table = Table(title=f"{cfg.name}: results", show_header=True)
     table.add_column("metric")
     table.add_column("value", justify="right")
     for name in sorted(metrics):
         marker = " *" if name in checks.objectives(cfg)[0] else ""
-        table.add_row(name + marker, f"{metrics[name]:.4f}")
-    console = Console(stderr=False)
+        table.add_row(name + marker, format_number(metrics[name]))
+    console = Console(stderr=False, soft_wrap=True)  # a path is never split, even in a pipe
     console.print(table)
-    console.print(f"Record: {path}  (* = optimized_metric)")
+    console.print(f"Record: {path}  (* = optimized_metric)", markup=False, highlight=False)

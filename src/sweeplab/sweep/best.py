@@ -6,7 +6,6 @@ Optuna storage, print it, or train with it (``python train.py best_of=<sweep dir
 
 from __future__ import annotations
 
-import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from sweeplab.overrides import override_key
 from sweeplab.redaction import redact
 from sweeplab.sweep import queries
 from sweeplab.sweep.recorded import check_plain, check_recorded
-from sweeplab.sweep.report import RESULTS_FILE
+from sweeplab.sweep.report import RESULTS_FILE, shell_command
 from sweeplab.sweep.storage import is_journal, open_existing_storage, study_name_in
 
 __all__ = ["BEST_OF", "TRIAL", "BestTrial", "expand_best_of", "load_best"]
@@ -39,7 +38,7 @@ class BestTrial:
     overrides: list[str]
 
     def command_line(self) -> str:
-        return " ".join(shlex.quote(o) for o in self.overrides)
+        return shell_command(self.overrides)
 
     def describe(self) -> str:
         shown = ", ".join(f"{v:.6g}" for v in self.values)

@@ -9,13 +9,22 @@ from __future__ import annotations
 import logging
 import math
 import time
+from datetime import datetime
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from sweeplab.sweep import queries
+from sweeplab.sweep import study as stored
 
-__all__ = ["STATE_WORDS", "SweepProgress", "format_duration", "format_values"]
+__all__ = [
+    "STATE_WORDS",
+    "SweepProgress",
+    "format_duration",
+    "format_number",
+    "format_values",
+    "time_left",
+]
 
 log = logging.getLogger(__name__)
 
@@ -26,11 +35,19 @@ STATE_WORDS = {
 }
 
 
+def format_number(value: float, digits: str = ".4f") -> str:
+    """A whole number from 1,000 up (a parameter count) as an integer with thousands
+    separators, ``278,260``; any other number with ``digits``."""
+    if math.isfinite(value) and float(value).is_integer() and abs(value) >= 1000:
+        return f"{int(value):,}"
+    return f"{value:{digits}}"
+
+
 def format_values(values: list[float] | None) -> str:
-    """``0.9123`` for one objective, ``0.9123, 5.423e+05`` for several; ``-`` for none."""
+    """``0.9123`` for one objective, ``0.9123, 542,300`` for several; ``-`` for none."""
     if not values or not all(math.isfinite(v) for v in values):
         return "-"
-    return ", ".join(f"{v:.4f}" if abs(v) < 1e4 else f"{v:.4g}" for v in values)
+    return ", ".join(format_number(v, ".4f" if abs(v) < 1e4 else ".4g") for v in values)
 
 
 def format_duration(seconds: float) -> str:
@@ -41,14 +58,16 @@ def format_duration(seconds: float) -> str:
 
 
 class SweepProgress:
-    """Logs progress towards ``n_trials`` finished trials; the time left extrapolates the pace
-    of the trials finished (by any worker) since this process started watching."""
+    """Logs progress towards ``n_trials`` finished trials, in the order they finished.
+
+    The time left is read from the storage: the mean duration of the finished trials that
+    trained (not reused repeats), the part of it the running trials have still to go, and as
+    many trials at once as ran at once so far."""
 
     def __init__(self, study: optuna.Study, n_trials: int) -> None:
         self.study = study
         self.n_trials = n_trials
         self.started = time.monotonic()
-        self.finished_at_start = queries.count_finished(study)
         self.reported = {t.number for t in self._ended()}
 
     def trial_finished(self, number: int) -> str:
@@ -59,20 +78,16 @@ class SweepProgress:
         return line
 
     def poll(self) -> list[str]:
-        """Log a line for every trial that ended since the last call (any worker's)."""
-        new = [t.number for t in self._ended() if t.number not in self.reported]
-        return [self.trial_finished(number) for number in new]
+        """Log a line for every trial that ended since the last call (any worker's), in the
+        order they ended, so that the counts go up."""
+        new = [t for t in self._ended() if t.number not in self.reported]
+        new.sort(key=lambda t: (t.datetime_complete or datetime.max, t.number))
+        return [self.trial_finished(t.number) for t in new]
 
     def line(self, trial: FrozenTrial) -> str:
         # finished as of this trial's end, so lines printed late (by a watcher) still count up
         finished = queries.finished_by(self.study, trial.datetime_complete)
-        elapsed = time.monotonic() - self.started
-        done_here = finished - self.finished_at_start
-        left = (
-            f"~{format_duration(max(self.n_trials - finished, 0) * elapsed / done_here)}"
-            if done_here > 0
-            else "?"
-        )
+        left = time_left(self.study.get_trials(deepcopy=False), self.n_trials)
         value = format_values(trial.values)
         if queries.is_multi_objective(self.study):
             best_text = f"Pareto set {len(queries.pareto_trials(self.study))} trial(s)"
@@ -80,12 +95,51 @@ class SweepProgress:
             best_text = f"best {best.value:.4f} (trial {best.number})"
         else:  # no complete trial yet
             best_text = "best -"
-        state = STATE_WORDS.get(trial.state, trial.state.name.lower())
+        if (twin := trial.user_attrs.get(stored.DUPLICATE_OF)) is not None:
+            outcome = f"repeats trial {twin}: value {value} reused"
+        else:
+            outcome = f"{STATE_WORDS.get(trial.state, trial.state.name.lower())}: value {value}"
         return (
-            f"Trial {trial.number} {state}: value {value} | {best_text} | "
-            f"{finished}/{self.n_trials} finished | elapsed {format_duration(elapsed)} | "
-            f"left {left}"
+            f"Trial {trial.number} {outcome} | {best_text} | "
+            f"{finished}/{self.n_trials} finished | "
+            f"elapsed {format_duration(time.monotonic() - self.started)} | "
+            f"left {'?' if left is None else '~' + format_duration(left)}"
         )
 
     def _ended(self) -> list[FrozenTrial]:
         return [t for t in queries.reported_trials(self.study) if t.state.is_finished()]
+
+
+def time_left(
+    trials: list[FrozenTrial], n_trials: int, now: datetime | None = None
+) -> float | None:
+    """Seconds until ``n_trials`` trials are finished, or ``None`` before one has trained.
+
+    Each trial still to run takes the mean duration of the finished ones; a running trial
+    the rest of that mean. They run as many at a time as ran on average since the first
+    trial started (the trial-seconds spent over the wall-clock time)."""
+    now = now or datetime.now()
+    trained = [
+        t
+        for t in trials
+        if t.state in queries.FINISHED
+        and stored.DUPLICATE_OF not in t.user_attrs
+        and t.datetime_start is not None
+        and t.datetime_complete is not None
+    ]
+    finished = sum(1 for t in trials if t.state in queries.FINISHED)
+    if not trained:
+        return None if finished < n_trials else 0.0
+    spans = [(t.datetime_complete - t.datetime_start).total_seconds() for t in trained]
+    mean = sum(spans) / len(spans)
+    running = [
+        (now - t.datetime_start).total_seconds()
+        for t in trials
+        if t.state == TrialState.RUNNING and t.datetime_start is not None
+    ]
+    to_start = max(n_trials - finished - len(running), 0)
+    work = to_start * mean + sum(max(mean - elapsed, 0.0) for elapsed in running)
+    first = min(t.datetime_start for t in trained)
+    wall = (now - first).total_seconds()
+    at_once = max((sum(spans) + sum(running)) / wall, 1.0) if wall > 0 else 1.0
+    return work / at_once

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import logging
 import math
+import shlex
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -20,11 +21,14 @@ from optuna.trial import FrozenTrial
 from sweeplab.compat.optuna import experimental
 from sweeplab.files import write_atomic, write_text_atomic
 from sweeplab.sweep import queries
+from sweeplab.sweep.progress import format_number
 
 __all__ = [
     "REPORT_FILE",
     "RESULTS_FILE",
     "TRIALS_FILE",
+    "pruner_name",
+    "shell_command",
     "write_all",
     "write_markdown",
     "write_plots",
@@ -37,6 +41,17 @@ log = logging.getLogger(__name__)
 RESULTS_FILE = "optimization_results.yaml"
 TRIALS_FILE = "trials.csv"
 REPORT_FILE = "report.md"
+
+
+def pruner_name(pruner: optuna.pruners.BasePruner) -> str:
+    """The pruner as a report names it: its class, or ``none`` when pruning is off."""
+    return "none" if isinstance(pruner, optuna.pruners.NopPruner) else type(pruner).__name__
+
+
+def shell_command(words: list[str]) -> str:
+    """A command line to paste into a shell: each word quoted where the shell would change
+    it (``'model.net.filters=[64]'``). ``sweeplab best`` and report.md print the same."""
+    return " ".join(shlex.quote(w) for w in words)
 
 
 def write_all(study: optuna.Study, sweep_dir: Path) -> list[Path]:
@@ -188,7 +203,7 @@ def _varied_params(trials: list[FrozenTrial]) -> list[str]:
 
 def _cell(value: Any) -> str:
     if isinstance(value, float):
-        return "" if math.isnan(value) else f"{value:.4g}"
+        return "" if math.isnan(value) else format_number(value, ".4g")
     return "" if value is None else str(value).replace("|", "\\|")
 
 
@@ -235,7 +250,7 @@ def write_markdown(
             "",
         ]
     if best is not None:
-        overrides = " ".join(queries.best_overrides(best, base_overrides))
+        overrides = shell_command(queries.best_overrides(best, base_overrides))
         lines += [
             f"## Best: trial {best.number}, value {best.value:.4f}",
             "",

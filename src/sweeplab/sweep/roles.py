@@ -153,7 +153,7 @@ def run_command(sweep: Sweep, launch: Launch) -> None:
         queries.count_finished(study),
         sweep.budget.n_trials,
         type(study.sampler).__name__,
-        type(study.pruner).__name__,
+        report.pruner_name(study.pruner),
         settings.workers,
     )
     try:

@@ -83,7 +83,8 @@ def reuse_twin(study: optuna.Study, trial: optuna.Trial) -> bool:
         if twin.params == params:
             trial.set_user_attr(DUPLICATE_OF, twin.number)
             tell(study, trial, values=twin.values)
-            log.info("Trial %d repeats trial %d: its value is reused", trial.number, twin.number)
+            # the trial's progress line says so; this one is for the worker's debug log
+            log.debug("Trial %d repeats trial %d: its value is reused", trial.number, twin.number)
             return True
     return False
 

@@ -12,11 +12,14 @@ nothing heavy: Optuna, torch, Lightning, W&B and matplotlib load inside :meth:`s
 
 from __future__ import annotations
 
+import contextlib
+import io
 from collections.abc import Sequence
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from hydra.core.plugins import Plugins
-from hydra.core.utils import JobReturn
+from hydra.core.utils import JobReturn, JobStatus
 from hydra.plugins.launcher import Launcher
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
@@ -50,7 +53,7 @@ class SweeplabOptunaSweeper(Sweeper):
         )
 
     def sweep(self, arguments: list[str]) -> None:
-        from sweeplab import signals
+        from sweeplab import quiet, signals
         from sweeplab.errors import USER_ERRORS, exit_with, user_error
         from sweeplab.sweep import roles, workers
         from sweeplab.sweep.settings import SweepSettings
@@ -61,7 +64,7 @@ class SweeplabOptunaSweeper(Sweeper):
         worker_index = workers.worker_index()
         sweep: roles.Sweep | None = None
         try:
-            with signals.stopping():
+            with signals.stopping(), quiet.known_noise():
                 sweep = roles.open_sweep(
                     SweepSettings.from_kwargs(self.settings),
                     config,
@@ -80,7 +83,7 @@ class SweeplabOptunaSweeper(Sweeper):
     def _launch(self, sweep: Sweep) -> Launch:
         """The launcher's ``launch``; trials that a signal stops are requeued at once, before
         the reports are written."""
-        from sweeplab import signals
+        from sweeplab import quiet, signals
         from sweeplab.errors import ConfigError
         from sweeplab.sweep import workers
 
@@ -89,7 +92,9 @@ class SweeplabOptunaSweeper(Sweeper):
 
         def launch(batch: Sequence[Sequence[str]], first: int) -> Sequence[JobReturn]:
             try:
-                return launcher.launch(batch, initial_job_idx=first)
+                with quiet.launching():  # the trials' lines, not the launcher's job lists
+                    returns = launcher.launch(batch, initial_job_idx=first)
+                return [_pruned_quietly(job) for job in returns]
             except BaseException as e:
                 if signals.as_stopped(e) is not None:
                     workers.requeue_interrupted(sweep.study, sweep.storage)
@@ -103,6 +108,35 @@ class SweeplabOptunaSweeper(Sweeper):
                 raise
 
         return launch
+
+
+@dataclass
+class _PrunedJob(JobReturn):
+    """A pruned trial's job: reading its value raises the ``TrialPruned``, as Hydra's own
+    does, but without Hydra's "Error executing job" line: pruning is not an error."""
+
+    pruned: BaseException | None = None
+
+    @property  # type: ignore[override]
+    def return_value(self) -> Any:
+        raise self.pruned  # type: ignore[misc]
+
+
+def _pruned_quietly(job: JobReturn) -> JobReturn:
+    """``job``, or a :class:`_PrunedJob` in its place if its trial was pruned; a failed job's
+    error line is left for the worker to print as it reads the job."""
+    import optuna
+
+    if job.status is not JobStatus.FAILED:
+        return job
+    with contextlib.redirect_stderr(io.StringIO()):  # Hydra writes its line as it re-raises
+        try:
+            _ = job.return_value
+        except optuna.TrialPruned as pruned:
+            return _PrunedJob(**{f.name: getattr(job, f.name) for f in fields(job)}, pruned=pruned)
+        except BaseException:  # a real error: the worker reads it again, line included
+            pass
+    return job
 
 
 def _exit_stopped(sweep: Sweep | None, stop: Stopped) -> NoReturn:

@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from sweeplab import tracking
 from sweeplab.redaction import redact
-from sweeplab.sweep import queries
+from sweeplab.sweep import queries, report
 
 __all__ = ["WANDB_LOGGER", "log_study", "wandb_settings"]
 
@@ -64,10 +64,11 @@ def log_study(
                 "directions": [d.name.lower() for d in study.directions],
                 "objectives": queries.objective_names(study),
                 "sampler": type(study.sampler).__name__,
-                "pruner": type(study.pruner).__name__,
+                "pruner": report.pruner_name(study.pruner),
                 "storage": redact(storage),
             },
             reinit="create_new",
+            settings=tracking.console_settings(mode),
         )
     except Exception as e:
         log.warning("Could not start the study's W&B run: %s", e)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -40,6 +41,7 @@ __all__ = [
     "visible_gpus",
     "worker_command",
     "worker_index",
+    "worker_log",
 ]
 
 log = logging.getLogger(__name__)
@@ -105,7 +107,7 @@ def run_local(
     processes: list[subprocess.Popen[bytes]] = []
     try:
         for k, env in enumerate(environments):
-            with (log_dir / f"worker_{k}.log").open("ab") as out:
+            with worker_log(log_dir, k).open("ab") as out:
                 processes.append(
                     subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
                 )
@@ -150,8 +152,16 @@ def requeue_interrupted(study: optuna.Study, storage: BaseStorage) -> None:
     fail_and_requeue(study, storage, mine, max_retry=None)
 
 
+def worker_log(log_dir: Path, index: int) -> Path:
+    """Local worker ``index``'s log, named by this host and process: two sweep commands that
+    share a sweep directory (on one host or a shared filesystem) never write to one file."""
+    return log_dir / f"worker_{index}_{socket.gethostname()}_{os.getpid()}.log"
+
+
 def describe_exit(index: int, code: int, log_path: Path) -> str:
-    """Why local worker ``index`` stopped: its own error paragraph, or where its log is."""
+    """Why local worker ``index`` stopped: its own error paragraph, or where its log is.
+    ``log_path`` is any path in the workers' log directory; the log is :func:`worker_log`'s."""
+    log_path = worker_log(log_path.parent, index)
     errors = [
         line
         for line in log_path.read_text(errors="replace").splitlines()
