@@ -6,6 +6,7 @@ from __future__ import annotations
 import _thread
 import json
 import socket
+import sys
 import threading
 import urllib.request
 from pathlib import Path
@@ -312,3 +313,22 @@ def test_fail_stale_fails_and_requeues_old_running_trials_one_line_each(
     states = [t.state for t in optuna.load_study(study_name="j", storage=open_storage(url)).trials]
     assert states == [TrialState.FAIL, TrialState.WAITING]
     assert "holds no study 'k'; it holds j" in refused(capsys, "fail-stale", url, "--study", "k")
+
+
+def test_init_then_train_composes_the_starter_s_model_from_its_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sweeplab import trust, user_repo
+
+    monkeypatch.setenv(trust.TRUSTED_ENV, "")  # restored afterwards, as are the two below
+    monkeypatch.setenv(user_repo.ROOT_ENV, str(tmp_path / "repo"))
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    assert cli.main(["init", str(tmp_path / "repo")]) == 0
+    assert "repo/mynet/net.py" in capsys.readouterr().out
+    monkeypatch.chdir(tmp_path / "repo")
+    assert cli.main(["train", "--cfg", "job", "model=mynet"]) == 0
+    shown = yaml.safe_load(capsys.readouterr().out)
+    assert shown["model"]["net"]["_target_"] == "mynet.net.SmallNet"
+    assert shown["paths"]["root_dir"] == "${oc.env:SWEEPLAB_ROOT,.}"
+    assert "mynet" in trust.trusted_targets()[-1]
+    assert "already exists and is not an empty directory" in refused(capsys, "init", "../repo")

@@ -21,6 +21,7 @@ from typing import Any
 
 import hydra
 from hydra._internal import utils as hydra_internal
+from hydra.core.global_hydra import GlobalHydra
 from hydra.types import TaskFunction
 
 __all__ = ["PLUGIN_ENTRY_POINT_GROUP", "instantiate", "missing_features", "parse_args", "run"]
@@ -50,14 +51,17 @@ def run(
 
     job.__module__ = job_name  # Hydra names the job after the task function's module
     hydra.version.setbase(hydra.version._UNSPECIFIED_)
-    with execution_whitelist(list(trusted)):
-        hydra_internal._run_hydra(
-            args=args,
-            args_parser=hydra_internal.get_args_parser(),
-            task_function=job,
-            config_path=str(config_dir),
-            config_name=config_name,
-        )
+    try:
+        with execution_whitelist(list(trusted)):
+            hydra_internal._run_hydra(
+                args=args,
+                args_parser=hydra_internal.get_args_parser(),
+                task_function=job,
+                config_path=str(config_dir),
+                config_name=config_name,
+            )
+    finally:  # a notebook's next run, or its own hydra.initialize(), starts afresh
+        GlobalHydra.instance().clear()
 
 
 def instantiate(node: Any, trusted: Sequence[str], **kwargs: Any) -> Any:
