@@ -49,7 +49,8 @@ def instantiate(node: Any, key: str, **kwargs: Any) -> Any:
     except SweeplabError:
         raise
     except Exception as e:  # building a configured object: its config is the cause
-        _check_arguments(node, key, target, set(kwargs))
+        if not isinstance(e.__cause__ or e, ValueError):  # else the target judged it, in words
+            _check_arguments(node, key, target, set(kwargs))
         reason = one_line(
             str(e)
             if isinstance(e, InstantiationException | ValueError)

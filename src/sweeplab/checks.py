@@ -199,7 +199,7 @@ def check_devices(trainer: DictConfig) -> None:
         return
     on_gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
     have = torch.cuda.device_count() if on_gpu else cpu_cores()
-    if devices > have:
+    if devices > have > 0:  # no GPU at all: the trainer factory says so, with the fix
         raise ConfigError(
             f"`trainer.devices`={devices} is more than this machine has: {have} "
             f"{'GPU(s)' if on_gpu else 'CPU core(s)'}. Use 1, or -1 for all of them."

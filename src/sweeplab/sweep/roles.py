@@ -107,7 +107,9 @@ def open_sweep(
         extend=_extender(settings.custom_search_space),
         is_group=is_group,
     )
-    space = with_branches(space, settings.conditional, compose, is_group)
+    space = with_branches(
+        space, settings.conditional, lambda extra: compose([*space.fixed, *extra]), is_group
+    )
     sampler, n_trials = build_sampler(settings.sampler, space, settings.n_trials)
     pruner = build_pruner(settings.pruner)
     if len(settings.directions) > 1:
