@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from sweeplab.errors import ConfigError
 from sweeplab.sweep.workers import WORKER_ENV, local_environments
 
 
@@ -15,8 +14,8 @@ def test_each_worker_gets_its_own_gpu_or_a_share_of_one(monkeypatch: pytest.Monk
     assert [e[WORKER_ENV] for e in envs] == ["0", "1"]
     shared = local_environments(workers=4, workers_per_gpu=2)
     assert [e["CUDA_VISIBLE_DEVICES"] for e in shared] == ["3", "3", "5", "5"]
-    with pytest.raises(ConfigError, match="2 GPU\\(s\\) × hydra.sweeper.workers_per_gpu=2"):
-        local_environments(workers=5, workers_per_gpu=2)
+    forced = local_environments(workers=5, workers_per_gpu=2)  # force_workers: in turn
+    assert [e["CUDA_VISIBLE_DEVICES"] for e in forced] == ["3", "3", "5", "5", "3"]
 
 
 def test_without_gpus_the_cores_are_shared_out(monkeypatch: pytest.MonkeyPatch) -> None:

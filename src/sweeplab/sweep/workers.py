@@ -72,21 +72,17 @@ def visible_gpus() -> list[str]:
 
 
 def local_environments(workers: int, workers_per_gpu: int) -> list[dict[str, str]]:
-    """Each local worker's environment: its own GPU (``workers_per_gpu`` workers share one),
-    or on a machine without GPUs its share of the CPU cores as torch threads."""
+    """Each local worker's environment: its own GPU (``workers_per_gpu`` workers share one;
+    more workers than that, as ``force_workers`` allows, take the GPUs again in turn), or on a
+    machine without GPUs its share of the CPU cores as torch threads. How many workers a
+    machine takes is the settings' check (``SweepSettings``)."""
     gpus = visible_gpus()
-    if gpus and workers > len(gpus) * workers_per_gpu:
-        raise ConfigError(
-            f"`hydra.sweeper.workers`={workers} needs more GPUs than this machine has: "
-            f"{len(gpus)} GPU(s) × hydra.sweeper.workers_per_gpu={workers_per_gpu}. Lower the "
-            "workers, or let small models share a GPU with a larger workers_per_gpu."
-        )
     threads = max(1, (os.cpu_count() or 1) // workers)
     environments = []
     for k in range(workers):
         env = {**os.environ, WORKER_ENV: str(k)}
         if gpus:
-            env["CUDA_VISIBLE_DEVICES"] = gpus[k // workers_per_gpu]
+            env["CUDA_VISIBLE_DEVICES"] = gpus[(k // workers_per_gpu) % len(gpus)]
         env.update(process.thread_environment(threads))
         environments.append(env)
     return environments
