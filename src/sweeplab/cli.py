@@ -92,6 +92,11 @@ def _parser() -> argparse.ArgumentParser:
     dashboard.add_argument(
         "--host", default="127.0.0.1", help="0.0.0.0 to serve other machines (no login!)"
     )
+    dashboard.add_argument(
+        "--allow-changes",
+        action="store_true",
+        help="let the dashboard change and delete studies (read-only without it)",
+    )
     export = commands.add_parser(
         "wandb-sweep", help="write a search space as a W&B Sweeps definition (YAML)"
     )
@@ -128,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
             command_line = shlex.join(["sweeplab", "wandb-sweep", *args.overrides])
             print(to_yaml(definition, command_line), end="")
         elif args.command == "dashboard":
-            serve(args.source, args.host, args.port)
+            serve(args.source, args.host, args.port, args.allow_changes)
         elif args.command == "fail-stale":
             _fail_stale(args.source, args.study, args.older_than)
         elif args.command == "init":

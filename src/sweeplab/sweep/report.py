@@ -20,7 +20,9 @@ from optuna.trial import FrozenTrial
 
 from sweeplab.compat.optuna import experimental
 from sweeplab.files import write_atomic, write_text_atomic
+from sweeplab.redaction import redact
 from sweeplab.sweep import queries
+from sweeplab.sweep import study as stored
 from sweeplab.sweep.progress import format_number
 
 __all__ = [
@@ -54,13 +56,14 @@ def shell_command(words: list[str]) -> str:
     return " ".join(shlex.quote(w) for w in words)
 
 
-def write_all(study: optuna.Study, sweep_dir: Path) -> list[Path]:
+def write_all(study: optuna.Study, sweep_dir: Path, storage: str | None = None) -> list[Path]:
     """Write every result file; a plot that cannot be drawn is skipped with a warning.
+    ``storage`` is recorded (password masked) so tools find the study from the directory.
     Returns the plots written."""
     base_overrides = queries.base_overrides(study)
     trials = queries.reported_trials(study)
     best = queries.best_trial(study)
-    write_results(study, trials, best, sweep_dir / RESULTS_FILE, base_overrides)
+    write_results(study, trials, best, sweep_dir / RESULTS_FILE, base_overrides, storage)
     write_trials_csv(trials, sweep_dir / TRIALS_FILE, queries.value_columns(study))
     plots = write_plots(study, sweep_dir)
     write_markdown(study, trials, best, sweep_dir / REPORT_FILE, base_overrides, plots)
@@ -73,11 +76,14 @@ def write_results(
     best: FrozenTrial | None,
     path: Path,
     base_overrides: list[str],
+    storage: str | None = None,
 ) -> None:
     directions = [d.name.lower() for d in study.directions]
     results: dict[str, Any] = {
         "name": "optuna",
         "study_name": study.study_name,
+        # where the study is, for `sweeplab dashboard <dir>`; a password is never written
+        **({"storage": redact(storage)} if storage else {}),
         "direction": directions if len(directions) > 1 else directions[0],
         "objectives": queries.objective_names(study),
         "trials": queries.state_counts(trials),
@@ -218,10 +224,14 @@ def write_markdown(
     counts = queries.state_counts(trials)
     names = queries.objective_names(study)
     goals = ", ".join(f"{d.name.lower()} {n}" for d, n in zip(study.directions, names, strict=True))
+    repeats = sum(1 for t in trials if stored.DUPLICATE_OF in t.user_attrs)
+    reused = f"; {repeats} complete by repeating an earlier trial (value reused)" if repeats else ""
     lines = [
         f"# Sweep report: {study.study_name}",
         "",
-        f"{len(trials)} trials: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()) if n),
+        f"{len(trials)} trials: "
+        + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()) if n)
+        + reused,
         f"Objective: {goals}. Validation epochs run in all: {queries.epochs_total(trials)}.",
         "",
     ]
