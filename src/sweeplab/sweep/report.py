@@ -13,6 +13,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import optuna
 from omegaconf import OmegaConf
 from optuna.distributions import BaseDistribution, distribution_to_json
@@ -179,6 +180,8 @@ def write_plots(study: optuna.Study, sweep_dir: Path) -> list[str]:
             for ax in figure.axes:  # long parameter names: in full, slanted, with room
                 _untruncate(ax, varied)
                 ax.tick_params(axis="x", labelrotation=20)
+            if name == "parallel_coordinates.png":
+                _readable_lines(figure)
             figure.tight_layout()
             write_atomic(sweep_dir / name, partial(figure.savefig, dpi=100, format="png"))
             plt.close(figure)
@@ -186,6 +189,33 @@ def write_plots(study: optuna.Study, sweep_dir: Path) -> list[str]:
         except Exception as e:  # a plot is a convenience: never lose the sweep over it
             log.warning("Could not draw %s: %s", name, e)
     return written
+
+
+def _readable_lines(figure: Any) -> None:
+    """Optuna draws parallel coordinates in blues on a light grey background, where the
+    worst trials fade out, and puts each axis's labels on the lines. Draw them on white in a
+    colour map dark at the best end and still saturated at the worst, and give the labels a
+    white ground of their own."""
+    from matplotlib import colormaps
+    from matplotlib.collections import LineCollection
+    from matplotlib.colors import ListedColormap
+
+    plasma = colormaps["plasma"]
+    for ax in figure.axes:
+        ax.set_facecolor("white")
+        ax.grid(False)
+        for spine in ax.spines.values():  # the style's white axis lines, visible on white
+            spine.set_color("#555555")
+        ax.tick_params(colors="#333333")
+        for lines in ax.collections:
+            if isinstance(lines, LineCollection) and lines.get_array() is not None:
+                # best at the dark end, as Optuna's blues have it; orange, not yellow, at the other
+                shades = plasma(np.linspace(0.0, 0.8, 256))
+                reverse = lines.get_cmap().name.endswith("_r")
+                lines.set_cmap(ListedColormap(shades if reverse else shades[::-1]))
+                lines.set_linewidth(1.6)
+        for label in [*ax.get_yticklabels(), *ax.texts]:
+            label.set_bbox({"facecolor": "white", "alpha": 0.85, "edgecolor": "none", "pad": 1})
 
 
 def _untruncate(ax: Any, names: list[str]) -> None:
