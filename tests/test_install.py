@@ -179,3 +179,23 @@ def test_the_installed_commands_train_and_sweep_the_starter(
     ckpt = best_dir / "checkpoints" / "best.ckpt"
     evaluated = command("eval", f"ckpt_path={ckpt}", f"data.data_dir={fashion_dir}", cwd=repo)
     assert "test/acc=" in evaluated.stdout
+
+
+def test_the_python_api_trains_the_starter_and_raises_a_refusal(
+    tmp_path: Path, fashion_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sweeplab
+
+    assert sweeplab.run is app.run and sweeplab.run_sweep is app.run_sweep
+    repo = tmp_path / "repo"
+    write_starter(repo)
+    monkeypatch.setenv(trust.TRUSTED_ENV, "")  # what the run sets here is restored afterwards
+    monkeypatch.setenv(user_repo.ROOT_ENV, str(repo))
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.chdir(repo)
+    tiny = [f"data.data_dir={fashion_dir}", "trainer.max_epochs=1", "logger=none", *QUICK[:2]]
+    record = sweeplab.run(["model=mynet", *tiny])
+    assert Path(record["ckpt_path"]).is_relative_to(repo / "logs" / "runs" / "mynet")
+    assert "test/acc" in record["metrics"]
+    with pytest.raises(ConfigError, match=r"channels=0 is invalid"):
+        sweeplab.run(["model=mynet", "model.net.channels=0", *tiny])

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from sweeplab import process
-from sweeplab.errors import SweeplabError, exit_with
+from sweeplab.errors import USER_ERRORS, SweeplabError, exit_with, user_error
 
 __all__ = ["evaluate", "own_configs", "run", "run_sweep", "train"]
 
@@ -62,8 +62,11 @@ def run(overrides: Sequence[str] = (), config_dir: str | Path | None = None) -> 
             outcome["error"] = e
 
     _hydra(task, [*_config_dir_args(config_dir), *_train_arguments(overrides)], "train", None)
-    if "error" in outcome:
-        raise outcome["error"]
+    error = outcome.get("error")
+    if isinstance(error, USER_ERRORS):
+        raise user_error(error) from None
+    if error is not None:
+        raise error
     return outcome["record"]
 
 

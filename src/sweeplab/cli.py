@@ -1,9 +1,9 @@
 """The ``sweeplab`` command: train, sweep and evaluate, look at sweeps and compare runs.
 
-sweeplab init my_research                      # a repository of your own architectures
-sweeplab train model=mynet                     # from a directory holding configs/: python
-sweeplab train -m hparams_search=mynet_optuna  # train.py's arguments, with its configs on
-sweeplab eval ckpt_path=logs/runs/.../best.ckpt  # top of sweeplab's
+sweeplab init my_research                      # a starter repository of your own models
+sweeplab train model=mynet                     # train.py's arguments, from a directory
+sweeplab train -m hparams_search=mynet_optuna  #   holding configs/ (sweeplab.user_repo)
+sweeplab eval ckpt_path=logs/runs/<name>/<time>/checkpoints/best.ckpt
 sweeplab best logs/sweeps/mlp_optuna          # the best overrides (or the Pareto set)
 sweeplab best sqlite:///path/optuna.db --study mlp_optuna
 sweeplab compare logs/runs/mlp_baseline/<time> logs/runs/mlp_optuna/<time>
