@@ -9,7 +9,8 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
 from sweeplab.errors import ConfigError, DataError
-from sweeplab.sweep import roles
+from sweeplab.sweep import report, roles
+from sweeplab.sweep.best import expand_best_of, load_best
 from sweeplab.sweep.settings import SweepSettings
 from tests.conftest import ROOT
 
@@ -210,3 +211,23 @@ def test_a_bad_conditional_space_is_one_paragraph_before_the_study(
     with pytest.raises(ConfigError, match=message):
         _open(tmp_path, f"+hydra.sweeper.conditional={conditional}")
     assert not (tmp_path / "sweep").exists()
+
+
+def test_an_architecture_study_reports_and_retrains_each_architecture(tmp_path: Path) -> None:
+    sweep = _open(tmp_path, "hparams_search=arch_optuna", "name=arch_optuna")
+    numbers: dict[str, list[int]] = {}
+    for params, _ in _sampled_trials(sweep, 9):  # every trial told 0.5
+        numbers.setdefault(params["model"], []).append(len(sum(numbers.values(), [])))
+    report.write_all(sweep.study, sweep.sweep_dir)
+    text = (sweep.sweep_dir / report.REPORT_FILE).read_text()
+    assert "## Per architecture" in text
+    for arch, trials in numbers.items():
+        assert f"| {arch} | {len(trials)} | 0.5" in text
+    # equal values: each architecture's first trial is its best
+    arch = sorted(numbers)[0]
+    storage = f"sqlite:///{sweep.sweep_dir / 'optuna.db'}"
+    [best] = load_best(storage, choice=("model", arch))
+    assert best.number == numbers[arch][0]
+    argv = expand_best_of([f"best_of={sweep.sweep_dir}", f"model={arch}"])
+    assert set(best.overrides) - {f"model={arch}"} <= set(argv)
+    assert all(":" not in o for o in argv)  # overrides, not trial parameter names

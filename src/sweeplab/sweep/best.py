@@ -19,10 +19,17 @@ from sweeplab.overrides import override_key
 from sweeplab.redaction import redact
 from sweeplab.sweep import queries
 from sweeplab.sweep.recorded import check_plain, check_recorded
-from sweeplab.sweep.report import RESULTS_FILE, shell_command
+from sweeplab.sweep.report import BEST_PER_CHOICE, RESULTS_FILE, shell_command
 from sweeplab.sweep.storage import is_journal, open_existing_storage, study_name_in
 
-__all__ = ["BEST_OF", "TRIAL", "BestTrial", "expand_best_of", "load_best"]
+__all__ = [
+    "BEST_OF",
+    "TRIAL",
+    "BestTrial",
+    "choice_keys",
+    "expand_best_of",
+    "load_best",
+]
 
 BEST_OF = "best_of="
 TRIAL = "trial="  # with best_of: which Pareto trial to retrain
@@ -47,12 +54,15 @@ class BestTrial:
         )
 
 
-def load_best(source: str, study_name: str | None = None) -> list[BestTrial]:
+def load_best(
+    source: str, study_name: str | None = None, choice: tuple[str, str] | None = None
+) -> list[BestTrial]:
     """The best trial of a sweep directory (its ``optimization_results.yaml``) or of a study
     in an Optuna storage URL (``study_name`` may be left out when the storage holds one); for
-    a multi-objective study, every trial of its Pareto set."""
+    a multi-objective study, every trial of its Pareto set. ``choice`` (``("model", "cnn")``)
+    asks for the best trial with that option of a conditional choice instead."""
     if "://" in source or is_journal(source):
-        return _from_storage(source, study_name)
+        return _from_storage(source, study_name, choice)
     results_path = Path(source).expanduser() / RESULTS_FILE
     if not results_path.is_file():
         raise ConfigError(
@@ -81,7 +91,7 @@ def load_best(source: str, study_name: str | None = None) -> list[BestTrial]:
             "Run (or resume) the sweep first."
         )
     try:
-        return _from_results(results, str(results_path))
+        return _from_results(results, str(results_path), choice)
     except ConfigError:
         raise
     except Exception as e:  # fields edited by hand
@@ -92,13 +102,19 @@ def load_best(source: str, study_name: str | None = None) -> list[BestTrial]:
         ) from None
 
 
-def _from_results(results: dict[str, Any], where: str) -> list[BestTrial]:
+def _from_results(
+    results: dict[str, Any], where: str, choice: tuple[str, str] | None
+) -> list[BestTrial]:
     """The best trial(s) a results file names, their overrides checked against the base
     overrides, parameters and search space recorded with them."""
     base = [str(o) for o in results.get("base_overrides") or []]
     recorded = results.get("search_space")
     space = {k: json_to_distribution(str(v)) for k, v in recorded.items()} if recorded else None
-    if results.get("solutions"):
+    if choice is not None:
+        options = (results.get(BEST_PER_CHOICE) or {}).get(choice[0]) or {}
+        s = options.get(choice[1]) or _no_choice(where, choice, list(options))
+        chosen = [(s["number"], s["values"], s["overrides"], s["params"])]
+    elif results.get("solutions"):
         chosen = [
             (s["number"], s["values"], s["overrides"], s["params"]) for s in results["solutions"]
         ]
@@ -123,11 +139,16 @@ def _from_results(results: dict[str, Any], where: str) -> list[BestTrial]:
     return trials
 
 
-def _from_storage(storage: str, study_name: str | None) -> list[BestTrial]:
+def _from_storage(
+    storage: str, study_name: str | None, choice: tuple[str, str] | None
+) -> list[BestTrial]:
     opened = open_existing_storage(storage)
     study_name = study_name_in(opened, storage, study_name)
     study = optuna.load_study(study_name=study_name, storage=opened)
-    if queries.is_multi_objective(study):
+    if choice is not None:
+        by_option = queries.best_by_choice(study, choice[0])
+        best = [by_option.get(choice[1]) or _no_choice(study_name, choice, list(by_option))]
+    elif queries.is_multi_objective(study):
         best = queries.pareto_trials(study)
     else:
         best = [t for t in [queries.best_trial(study)] if t is not None]
@@ -145,9 +166,34 @@ def _from_storage(storage: str, study_name: str | None) -> list[BestTrial]:
     return trials
 
 
+def choice_keys(source: str) -> list[str]:
+    """The conditional choices (``model`` of an architecture study) whose best trials a sweep
+    directory or study records per option."""
+    if "://" in source or is_journal(source):
+        opened = open_existing_storage(source)
+        name = study_name_in(opened, source)
+        return queries.choice_keys(optuna.load_study(study_name=name, storage=opened))
+    results_path = Path(source).expanduser() / RESULTS_FILE
+    try:
+        results = yaml.safe_load(results_path.read_text())
+    except Exception:  # load_best says what is wrong with the file
+        return []
+    return list((results or {}).get(BEST_PER_CHOICE) or {}) if isinstance(results, dict) else []
+
+
+def _no_choice(where: str, choice: tuple[str, str], options: list[str]) -> Any:
+    key, option = choice
+    raise ConfigError(
+        f"{where} has no complete trial with {key}={option}, so no best configuration for it. "
+        f"It has best trials for {key}={', '.join(options) or '(none yet)'}."
+    )
+
+
 def expand_best_of(argv: list[str]) -> list[str]:
     """Insert a sweep's best overrides where ``best_of=<dir>`` stands in ``argv``;
-    ``trial=<n>`` picks trial n of a multi-objective sweep's Pareto set.
+    ``trial=<n>`` picks trial n of a multi-objective sweep's Pareto set, and an option of a
+    conditional choice (``model=cnn`` after ``best_of`` of an architecture study) the best
+    trial with that option.
 
     The user's own overrides win: a best override whose key the user also sets is dropped.
     """
@@ -158,8 +204,12 @@ def expand_best_of(argv: list[str]) -> list[str]:
     argv = [arg for arg in argv if not arg.startswith(TRIAL)]
     i = [j for j, arg in enumerate(argv) if arg.startswith(BEST_OF)][-1]
     source = argv[i][len(BEST_OF) :]
+    keys = choice_keys(source)
+    options = [(override_key(a), a.split("=", 1)[1]) for a in argv if override_key(a) in keys]
     best = _pick(
-        source, load_best(source), chosen_number[-1][len(TRIAL) :] if chosen_number else None
+        source,
+        load_best(source, choice=options[-1] if options else None),
+        chosen_number[-1][len(TRIAL) :] if chosen_number else None,
     )
     user_keys = {override_key(arg) for j, arg in enumerate(argv) if j != i and "=" in arg}
     named = [f"name={best.study_name}_best"]  # runs land in logs/runs/<study>_best/

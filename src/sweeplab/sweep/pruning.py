@@ -1,4 +1,5 @@
-"""Reporting a trial's progress to its Optuna trial, and stopping it when the pruner says so."""
+"""Reporting a trial's progress to its Optuna trial (its epochs, the model's size), and
+stopping it when the pruner says so."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import math
 import optuna
 import pytorch_lightning as pl
 
+from sweeplab.costs import parameter_count
 from sweeplab.sweep import study as stored
 
 __all__ = ["OptunaPruning"]
@@ -27,6 +29,10 @@ class OptunaPruning(pl.Callback):
         self.trial = trial
         self.monitor = monitor
         self._reports = len(trial.study.directions) == 1
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # the size of what the trial trains, for comparing architectures in the reports
+        self.trial.set_user_attr(stored.MODEL_PARAMS, parameter_count(pl_module))
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking:

@@ -12,19 +12,22 @@ from datetime import datetime
 from typing import Any
 
 import optuna
-from optuna.distributions import BaseDistribution, json_to_distribution
+from optuna.distributions import BaseDistribution, CategoricalDistribution, json_to_distribution
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
 from sweeplab.compat.optuna import experimental
 from sweeplab.sweep import study as stored
+from sweeplab.sweep.spaces import BRANCH
 
 __all__ = [
     "FINISHED",
     "LOST_WORKER",
     "base_overrides",
+    "best_by_choice",
     "best_overrides",
     "best_trial",
+    "choice_keys",
     "complete_trials",
     "count",
     "count_finished",
@@ -100,6 +103,36 @@ def search_space(study: optuna.Study) -> dict[str, BaseDistribution] | None:
     if not history or custom_search_space(study):
         return None
     return {name: json_to_distribution(text) for name, text in history[-1].items()}
+
+
+def choice_keys(study: optuna.Study) -> list[str]:
+    """The searched group choices that have conditional spaces (``model`` in an architecture
+    study): a categorical parameter one of whose options prefixes other parameters."""
+    space = search_space(study) or {}
+    return [
+        name
+        for name, distribution in space.items()
+        if BRANCH not in name
+        and isinstance(distribution, CategoricalDistribution)
+        and any(
+            other.startswith(f"{option}{BRANCH}")
+            for option in distribution.choices
+            for other in space
+        )
+    ]
+
+
+def best_by_choice(study: optuna.Study, key: str) -> dict[str, FrozenTrial]:
+    """The best complete trial of each option of ``key`` (single objective), by option."""
+    best: dict[str, FrozenTrial] = {}
+    sign = 1 if study.direction == optuna.study.StudyDirection.MINIMIZE else -1
+    for trial in complete_trials(study):
+        option = str(trial.params.get(key))
+        if key in trial.params and (
+            option not in best or sign * trial.value < sign * best[option].value
+        ):
+            best[option] = trial
+    return best
 
 
 def best_trial(study: optuna.Study) -> FrozenTrial | None:

@@ -9,6 +9,7 @@ import csv
 import logging
 import math
 import shlex
+import statistics
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from sweeplab.sweep.progress import format_number
 
 __all__ = [
     "REPORT_FILE",
+    "BEST_PER_CHOICE",
     "RESULTS_FILE",
     "TRIALS_FILE",
     "pruner_name",
@@ -42,6 +44,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 RESULTS_FILE = "optimization_results.yaml"
+BEST_PER_CHOICE = "best_per_choice"  # in RESULTS_FILE: {key: {option: its best trial}}
 TRIALS_FILE = "trials.csv"
 REPORT_FILE = "report.md"
 
@@ -113,6 +116,20 @@ def write_results(
             "best_params": best.params,
             "best_overrides": queries.best_overrides(best, base_overrides),
         }
+    by_choice = {
+        key: {
+            option: {
+                "number": t.number,
+                "values": t.values,
+                "params": t.params,
+                "overrides": queries.best_overrides(t, base_overrides),
+            }
+            for option, t in queries.best_by_choice(study, key).items()
+        }
+        for key in ([] if queries.is_multi_objective(study) else queries.choice_keys(study))
+    }
+    if by_choice:  # best_of=<dir> model=cnn retrains the best CNN
+        results[BEST_PER_CHOICE] = by_choice
     write_atomic(path, lambda tmp: OmegaConf.save(OmegaConf.create(results), tmp))
 
 
@@ -237,6 +254,34 @@ def _varied_params(trials: list[FrozenTrial]) -> list[str]:
     return [name for name, seen in values.items() if len(seen) > 1]
 
 
+def _choice_table(
+    study: optuna.Study, trials: list[FrozenTrial], key: str, sweep_dir: Path
+) -> list[str]:
+    """Each option of a conditional choice side by side: trials, best value and trial, median
+    seconds per epoch, the best trial's parameter count."""
+    best = queries.best_by_choice(study, key)
+    title = "architecture" if key == "model" else key
+    lines = [
+        f"## Per {title}",
+        "",
+        f"Retrain one: `python train.py best_of={sweep_dir} {key}=<option>`.",
+        "",
+        f"| {key} | trials | best value | best trial | median s/epoch | parameters |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for option in sorted({str(t.params[key]) for t in trials if key in t.params}):
+        ran = [t for t in trials if str(t.params.get(key)) == option]
+        per_epoch = [
+            d / e for t in ran if (d := queries.duration_s(t)) and (e := queries.epochs_run(t))
+        ]
+        top = best.get(option)
+        row = [option, len(ran), top.value if top else None, top.number if top else None]
+        row += [statistics.median(per_epoch) if per_epoch else None]
+        row += [top.user_attrs.get(stored.MODEL_PARAMS) if top else None]
+        lines.append("| " + " | ".join(_cell(v) for v in row) + " |")
+    return [*lines, ""]
+
+
 def _cell(value: Any) -> str:
     if isinstance(value, float):
         return "" if math.isnan(value) else format_number(value, ".4g")
@@ -304,6 +349,9 @@ def write_markdown(
             *[f"| {k} | {_cell(v)} |" for k, v in best.params.items()],
             "",
         ]
+    if not queries.is_multi_objective(study):
+        for key in queries.choice_keys(study):
+            lines += _choice_table(study, trials, key, path.parent)
     params = queries.param_names(trials)
     columns = queries.value_columns(study)
     lines += [

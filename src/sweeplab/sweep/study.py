@@ -20,6 +20,7 @@ __all__ = [
     "ENDED_BY",
     "EPOCHS",
     "ERROR",
+    "MODEL_PARAMS",
     "OVERRIDES",
     "SEARCH_SPACES",
     "SURPLUS",
@@ -44,6 +45,7 @@ DUPLICATE_OF = "duplicate_of"  # an earlier complete trial with the same paramet
 WORKER = "worker"  # host:pid (and SLURM job) of the worker that ran the trial
 SURPLUS = "surplus"  # asked by a worker after the study had its n_trials: never run
 EPOCHS = "epochs"  # validation epochs run, where Optuna keeps no per-epoch values
+MODEL_PARAMS = "model_params"  # the trained model's parameter count
 
 
 def record(study: optuna.Study, trial: optuna.Trial, job: JobReturn) -> str | None:
