@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -111,6 +112,14 @@ def _wheel(tmp_path: Path) -> Path:
     return wheel
 
 
+def _readme_commands(readme: Path) -> list[list[str]]:
+    """The arguments of each ``sweeplab`` command in ``readme``'s first bash block."""
+    block = readme.read_text().split("```bash", 1)[1].split("```", 1)[0]
+    commands = [shlex.split(line, comments=True) for line in block.splitlines() if line.strip()]
+    assert all(c[0] == "sweeplab" for c in commands), commands
+    return [c[1:] for c in commands]
+
+
 @pytest.mark.slow  # builds the wheel, makes a virtual environment, runs the installed commands
 def test_the_installed_commands_train_and_sweep_the_starter(
     tmp_path: Path, fashion_dir: Path, isolated_env: dict[str, str]
@@ -165,19 +174,22 @@ def test_the_installed_commands_train_and_sweep_the_starter(
 
     repo = tmp_path / "my_research"
     command("init", str(repo), cwd=tmp_path)
-    command("train", "model=mynet", *tiny, cwd=repo)
+    # the starter README's own commands, each with tiny settings added
+    single, search, best, evaluate = _readme_commands(repo / "README.md")
+    command(*single, *tiny, cwd=repo)
     [run_dir] = (repo / "logs" / "runs" / "mynet").iterdir()
     assert "test/acc" in json.loads((run_dir / "metrics.json").read_text())["metrics"]
 
-    search = ("hparams_search=mynet_optuna", "hydra.sweeper.n_trials=2", QUICK[2])
-    command("train", "-m", *search, "hydra.sweeper.workers=2", *tiny, cwd=repo)
+    two = ("hydra.sweeper.n_trials=2", "hydra.sweeper.workers=2", QUICK[2])
+    command(*search, *two, *tiny, cwd=repo)
     sweep_dir = repo / "logs" / "sweeps" / "mynet_optuna"
     assert len(list(sweep_dir.glob("trial_*/metrics.json"))) == 2
 
-    command("train", f"best_of={sweep_dir}", *QUICK[:2], cwd=repo)
+    command(*best, *QUICK[:2], cwd=repo)  # the sweep's data and tiny settings come with it
     [best_dir] = (repo / "logs" / "runs" / "mynet_optuna_best").iterdir()
-    ckpt = best_dir / "checkpoints" / "best.ckpt"
-    evaluated = command("eval", f"ckpt_path={ckpt}", f"data.data_dir={fashion_dir}", cwd=repo)
+    assert (best_dir / "checkpoints" / "best.ckpt").is_file()
+    evaluate = [arg.replace("<time>", best_dir.name) for arg in evaluate]
+    evaluated = command(*evaluate, f"data.data_dir={fashion_dir}", cwd=repo)
     assert "test/acc=" in evaluated.stdout
 
 
