@@ -32,7 +32,7 @@ def test_offline_run_holds_flat_config_and_test_metrics(
     assert f"wandb sync {runs[0]}" in result.stdout + result.stderr
 
     run = inspect_wandb_run(runs[0], isolated_env)
-    assert run["state"] == "finished" and sorted(run["tags"]) == ["ci", "smoke"]
+    assert run["state"] == "finished" and sorted(run["tags"]) == ["ci", "mlp", "smoke"]
     config, summary = run["config"], run["summary"]
     assert config["model.net.units"] == 350 and config["model.optimizer.lr"] == 0.001
     assert config["data.batch_size"] == 32 and config["model.net.hidden_units"] == []

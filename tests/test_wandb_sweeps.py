@@ -181,3 +181,8 @@ def test_an_architecture_choice_is_refused_and_a_sweep_override_is_a_parameter()
         ROOT / "configs", ["hparams_search=mlp_optuna", "model.optimizer.lr=choice(0.1,0.2)"]
     )
     assert definition["parameters"]["model.optimizer.lr"] == {"values": [0.1, 0.2]}
+
+
+def test_a_conditional_space_is_refused_in_one_paragraph() -> None:
+    with pytest.raises(ConfigError, match="W&B Sweeps has no conditional parameters"):
+        wandb_sweep(ROOT / "configs", ["hparams_search=arch_optuna"])

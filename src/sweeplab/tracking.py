@@ -35,10 +35,16 @@ DEFAULT_BASE_URL = "https://api.wandb.ai"
 MODES = ("online", "offline", "dryrun", "run", "disabled", "shared")
 
 
-def wandb_logger(offline: bool | None = None, **kwargs: Any) -> WandbLogger:
+def wandb_logger(
+    offline: bool | None = None, architecture: str | None = None, **kwargs: Any
+) -> WandbLogger:
     """Build a ``WandbLogger``; ``offline=None`` picks online only when it can work, and
-    ``WANDB_MODE=disabled`` logs nothing and writes nothing."""
+    ``WANDB_MODE=disabled`` logs nothing and writes nothing. The run is tagged with its
+    ``architecture`` (the model's config option), so W&B groups an architecture study's
+    trials by it."""
     mode = wandb_mode(offline)
+    tags = list(kwargs.pop("tags", None) or [])
+    kwargs["tags"] = [*tags, architecture] if architecture and architecture not in tags else tags
     if "settings" not in kwargs:
         kwargs["settings"] = console_settings(mode)
     logger = WandbLogger(mode=mode, **kwargs)

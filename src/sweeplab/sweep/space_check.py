@@ -45,6 +45,7 @@ def check_space(
     if OmegaConf.select(config, "model.net") is None:
         return  # not a sweeplab training config: nothing known to build
     output_dir = f"{config.hydra.sweep.dir}/trial_0"  # never written: nothing runs here
+
     def with_fixed(extra: list[str]) -> DictConfig:
         return compose([*space.fixed, *extra])
 

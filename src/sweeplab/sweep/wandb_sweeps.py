@@ -62,6 +62,14 @@ def wandb_sweep(
             "Sweeps optimise one metric: use sweeplab's sweeper for a Pareto front, or export "
             "a single objective (objective=val_acc|val_loss)."
         )
+    if sweeper.get("conditional"):
+        raise ConfigError(
+            f"This search gives options their own spaces (hydra.sweeper.conditional: "
+            f"{', '.join(map(str, sweeper.conditional))}), but W&B Sweeps has no conditional "
+            "parameters: every parameter would be applied to every option. Export one "
+            "option's own search instead (hparams_search=cnn_optuna), or run this one with "
+            "sweeplab's sweeper (python train.py -m ...)."
+        )
     # As the sweeper reads them: the search config's params, then the command's overrides
     # (Hydra hands a sweeper no hydra.* overrides).
     own = [o for o in overrides if not override_key(o).startswith(("hydra.", "hydra/"))]
