@@ -4,11 +4,12 @@ hydra-core is pinned to exactly 1.4.0rc3 (pyproject.toml), which adds two featur
 final 1.4 may still change: an execution whitelist (``hydra.main(execution_whitelist=...)``
 and ``instantiate(..., _execution_whitelist_=...)``: targets outside it warn now and fail in
 1.5) and plugin discovery through the ``hydra.plugins`` entry-point group, which registers
-sweeplab's sweeper from pyproject.toml without a ``hydra_plugins`` package. :func:`run` also
-calls Hydra's private ``_run_hydra`` (what ``hydra.main`` calls) with arguments it is given:
-``sweeplab train`` and ``sweeplab.run`` are not ``sys.argv``, which a sweep's workers run
-again as it stands. Nothing else in sweeplab names them; tests/test_compat.py fails with
-:func:`missing_features` when the installed Hydra lacks one.
+sweeplab's sweeper from pyproject.toml without a ``hydra_plugins`` package. :func:`run` does
+what ``hydra.main`` does through the same private calls (``_run_hydra`` inside the execution
+whitelist's context) with the arguments it is given: those of ``sweeplab train`` and
+``sweeplab.run`` are not ``sys.argv``, which a sweep's workers run again as it stands.
+Nothing else in sweeplab names them; tests/test_compat.py fails with :func:`missing_features`
+when the installed Hydra lacks one.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import hydra
+from hydra._internal import execution_policy
 from hydra._internal import utils as hydra_internal
 from hydra.core.global_hydra import GlobalHydra
 from hydra.types import TaskFunction
@@ -44,7 +46,6 @@ def run(
 ) -> None:
     """What ``@hydra.main(config_path=config_dir, ...)`` does for ``args``, with ``instantiate``
     limited to ``trusted`` targets; the job (and its log file) is named ``job_name``."""
-    from hydra._internal.execution_policy import execution_whitelist
 
     def job(cfg: Any) -> Any:
         return task(cfg)
@@ -52,7 +53,7 @@ def run(
     job.__module__ = job_name  # Hydra names the job after the task function's module
     hydra.version.setbase(hydra.version._UNSPECIFIED_)
     try:
-        with execution_whitelist(list(trusted)):
+        with execution_policy.execution_whitelist(list(trusted)):
             hydra_internal._run_hydra(
                 args=args,
                 args_parser=hydra_internal.get_args_parser(),
@@ -80,8 +81,8 @@ def missing_features() -> list[str]:
         not in inspect.signature(getattr(hydra_internal, "_run_hydra", len)).parameters
     ):
         missing.append("hydra._internal.utils._run_hydra(args, args_parser, task_function, ...)")
-    if "execution_whitelist" not in inspect.signature(hydra.main).parameters:
-        missing.append("hydra.main(execution_whitelist=...)")
+    if not hasattr(execution_policy, "execution_whitelist"):  # what hydra.main(...) enters
+        missing.append("hydra.main(execution_whitelist=...)'s execution_policy context")
     if "_execution_whitelist_" not in inspect.signature(hydra.utils.instantiate).parameters:
         missing.append("hydra.utils.instantiate(_execution_whitelist_=...)")
     if PLUGIN_ENTRY_POINT_GROUP not in inspect.getsource(plugins):
