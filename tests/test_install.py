@@ -211,3 +211,7 @@ def test_the_python_api_trains_the_starter_and_raises_a_refusal(
     assert "test/acc" in record["metrics"]
     with pytest.raises(ConfigError, match=r"channels=0 is invalid"):
         sweeplab.run(["model=mynet", "model.net.channels=0", *tiny])
+    (repo / "configs" / "sweeplab.yaml").write_text("trusted: []\n")
+    monkeypatch.setenv(trust.TRUSTED_ENV, "")
+    with pytest.raises(ConfigError, match=r"configs/sweeplab.yaml \(`trusted: \[mynet\]`\)"):
+        sweeplab.run(["model=mynet", *tiny])
