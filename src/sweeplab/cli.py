@@ -6,6 +6,7 @@ sweeplab train -m hparams_search=mynet_optuna  #   holding configs/ (sweeplab.us
 sweeplab eval ckpt_path=logs/runs/<name>/<time>/checkpoints/best.ckpt
 sweeplab best logs/sweeps/mlp_optuna          # the best overrides (or the Pareto set)
 sweeplab best sqlite:///path/optuna.db --study mlp_optuna
+sweeplab best logs/sweeps/arch_optuna --per-choice model   # the best of each architecture
 sweeplab compare logs/runs/mlp_baseline/<time> logs/runs/mlp_optuna/<time>
 sweeplab dashboard logs/sweeps/mlp_optuna       # optuna-dashboard on the sweep's study
 sweeplab wandb-sweep hparams_search=cnn_optuna > sweeps/cnn_bayes.yaml
@@ -32,7 +33,7 @@ from sweeplab.dashboard import serve
 from sweeplab.errors import ConfigError, SweeplabError, exit_with
 from sweeplab.scaffold import write_starter
 from sweeplab.seeds import comparison_table
-from sweeplab.sweep.best import load_best
+from sweeplab.sweep.best import load_best, load_best_per_choice
 from sweeplab.sweep.leases import fail_stale
 from sweeplab.sweep.storage import open_existing_storage, study_name_in
 from sweeplab.sweep.wandb_sweeps import to_yaml, wandb_sweep
@@ -84,6 +85,11 @@ def _parser() -> argparse.ArgumentParser:
     best = commands.add_parser("best", help="print a sweep's best parameters as overrides")
     best.add_argument("source", help=SOURCE_HELP)
     best.add_argument("--study", help="the study name, when the storage holds several")
+    best.add_argument(
+        "--per-choice",
+        metavar="KEY",
+        help="the best trial of each option of a conditional choice (model in arch_optuna)",
+    )
     compare = commands.add_parser("compare", help="compare runs' accuracy over their seeds")
     compare.add_argument("run_dirs", nargs="+", type=Path, help="run directories of train.py")
     dashboard = commands.add_parser("dashboard", help="serve optuna-dashboard on a sweep")
@@ -127,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "best":
-            _best(args.source, args.study)
+            _best(args.source, args.study, args.per_choice)
         elif args.command == "wandb-sweep":
             definition = wandb_sweep(args.config_dir, args.overrides, args.name)
             command_line = shlex.join(["sweeplab", "wandb-sweep", *args.overrides])
@@ -149,7 +155,12 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _best(source: str, study: str | None) -> None:
+def _best(source: str, study: str | None, per_choice: str | None) -> None:
+    if per_choice is not None:
+        for trial in load_best_per_choice(source, per_choice, study):
+            print(trial.describe())
+            print(trial.command_line())
+        return
     found = load_best(source, study)
     if len(found[0].values) == 1:  # the overrides alone on stdout, ready to paste
         print(found[0].describe(), file=sys.stderr)

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlparse
 
+from hydra.core.hydra_config import HydraConfig
 from pytorch_lightning.loggers import WandbLogger
 
 from sweeplab import quiet
@@ -35,15 +36,13 @@ DEFAULT_BASE_URL = "https://api.wandb.ai"
 MODES = ("online", "offline", "dryrun", "run", "disabled", "shared")
 
 
-def wandb_logger(
-    offline: bool | None = None, architecture: str | None = None, **kwargs: Any
-) -> WandbLogger:
+def wandb_logger(offline: bool | None = None, **kwargs: Any) -> WandbLogger:
     """Build a ``WandbLogger``; ``offline=None`` picks online only when it can work, and
     ``WANDB_MODE=disabled`` logs nothing and writes nothing. The run is tagged with its
-    ``architecture`` (the model's config option), so W&B groups an architecture study's
-    trials by it."""
+    architecture (the model's config option), so W&B groups an architecture study's trials."""
     mode = wandb_mode(offline)
     tags = list(kwargs.pop("tags", None) or [])
+    architecture = _architecture()
     kwargs["tags"] = [*tags, architecture] if architecture and architecture not in tags else tags
     if "settings" not in kwargs:
         kwargs["settings"] = console_settings(mode)
@@ -51,6 +50,13 @@ def wandb_logger(
     # Lightning passes anonymous=None, which W&B 0.31 warns about though it has no effect.
     logger._wandb_init.pop("anonymous", None)
     return logger
+
+
+def _architecture() -> str | None:
+    """The run's ``model`` option, as Hydra chose it (``None`` outside a Hydra run)."""
+    if not HydraConfig.initialized():
+        return None
+    return HydraConfig.get().runtime.choices.get("model")
 
 
 def console_settings(mode: str) -> Any:

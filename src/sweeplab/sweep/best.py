@@ -26,9 +26,10 @@ __all__ = [
     "BEST_OF",
     "TRIAL",
     "BestTrial",
-    "choice_keys",
     "expand_best_of",
     "load_best",
+    "load_best_per_choice",
+    "recorded_choices",
 ]
 
 BEST_OF = "best_of="
@@ -166,19 +167,33 @@ def _from_storage(
     return trials
 
 
-def choice_keys(source: str) -> list[str]:
+def recorded_choices(source: str) -> dict[str, list[str]]:
     """The conditional choices (``model`` of an architecture study) whose best trials a sweep
-    directory or study records per option."""
+    directory or study records per option, with those options."""
     if "://" in source or is_journal(source):
         opened = open_existing_storage(source)
-        name = study_name_in(opened, source)
-        return queries.choice_keys(optuna.load_study(study_name=name, storage=opened))
-    results_path = Path(source).expanduser() / RESULTS_FILE
+        study = optuna.load_study(study_name=study_name_in(opened, source), storage=opened)
+        return {key: list(queries.best_by_choice(study, key)) for key in queries.choice_keys(study)}
     try:
-        results = yaml.safe_load(results_path.read_text())
+        results = yaml.safe_load((Path(source).expanduser() / RESULTS_FILE).read_text())
     except Exception:  # load_best says what is wrong with the file
-        return []
-    return list((results or {}).get(BEST_PER_CHOICE) or {}) if isinstance(results, dict) else []
+        return {}
+    recorded = results.get(BEST_PER_CHOICE) if isinstance(results, dict) else None
+    if not isinstance(recorded, dict):
+        return {}
+    return {str(key): list(options or {}) for key, options in recorded.items()}
+
+
+def load_best_per_choice(source: str, key: str, study_name: str | None = None) -> list[BestTrial]:
+    """The best trial of each option of conditional choice ``key``."""
+    options = recorded_choices(source).get(key)
+    if not options:
+        raise ConfigError(
+            f"{redact(source)} records no best trial per {key}: --per-choice names a group that "
+            "the study chose with a space per option (hydra.sweeper.conditional), such as model "
+            "in hparams_search=arch_optuna."
+        )
+    return [load_best(source, study_name, (key, option))[0] for option in options]
 
 
 def _no_choice(where: str, choice: tuple[str, str], options: list[str]) -> Any:
@@ -204,7 +219,7 @@ def expand_best_of(argv: list[str]) -> list[str]:
     argv = [arg for arg in argv if not arg.startswith(TRIAL)]
     i = [j for j, arg in enumerate(argv) if arg.startswith(BEST_OF)][-1]
     source = argv[i][len(BEST_OF) :]
-    keys = choice_keys(source)
+    keys = recorded_choices(source)
     options = [(override_key(a), a.split("=", 1)[1]) for a in argv if override_key(a) in keys]
     best = _pick(
         source,

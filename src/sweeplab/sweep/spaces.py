@@ -300,13 +300,15 @@ def base_overrides(config: DictConfig, space: SearchSpace) -> list[str]:
     trials, data, trainer), the config search path and the sweep's fixed overrides."""
     choices = config.hydra.runtime.choices
     # Every group choice that shapes training, including those the search config itself sets
-    # (say model/optimizer=adamw); a sampled group comes with each trial's overrides instead.
+    # (say model/optimizer=adamw); a sampled group comes with each trial's overrides instead,
+    # and so do its sub-groups, which each option's own config chooses.
+    sampled = [group for group in space.params if group in space.groups]
     groups = [
         group
         for group, option in choices.items()
         if option is not None
         and group.split("/", 1)[0] not in NOT_TRAINING_GROUPS
-        and group not in space.params
+        and not any(group == s or group.startswith(f"{s}/") for s in sampled)
     ]
     groups.sort(key=lambda group: (group.split("/", 1)[0] != "model", group))  # model first
     base = {group: f"{group}={choices[group]}" for group in groups}
