@@ -52,6 +52,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     started = time.perf_counter()
     checks.check_run(cfg)
     context = trial_context(cfg)
+    log.info(_start_line(cfg))
     # seed=null draws a seed, so that the record still says how to repeat the run.
     seed = cfg.seed if cfg.get("seed") is not None else secrets.randbelow(2**31)
     pl.seed_everything(seed, workers=True, verbose=False)
@@ -269,6 +270,20 @@ def _best_checkpoint(trainer: pl.Trainer) -> str | None:
     if isinstance(callback, ModelCheckpoint) and callback.best_model_path:
         return callback.best_model_path
     return None
+
+
+def _start_line(cfg: DictConfig) -> str:
+    """What runs and where it writes: the config choices, the epochs, the run directory."""
+    choices = HydraConfig.get().runtime.choices if HydraConfig.initialized() else {}
+    chosen = " ".join(
+        f"{group}={option}"
+        for group, option in choices.items()
+        if option is not None and not group.startswith(("hydra", "paths"))
+    )
+    return (
+        f"{cfg.name}: {chosen or 'defaults'}, {cfg.trainer.get('max_epochs')} epoch(s), "
+        f"writing to {cfg.paths.output_dir}"
+    )
 
 
 def _print_summary(cfg: DictConfig, metrics: dict[str, float], path: Path) -> None:
