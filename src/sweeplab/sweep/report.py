@@ -20,6 +20,7 @@ from omegaconf import OmegaConf
 from optuna.distributions import BaseDistribution, distribution_to_json
 from optuna.trial import FrozenTrial
 
+from sweeplab import quiet
 from sweeplab.compat.optuna import experimental
 from sweeplab.files import write_atomic, write_text_atomic
 from sweeplab.redaction import redact
@@ -190,7 +191,9 @@ def write_plots(study: optuna.Study, sweep_dir: Path) -> list[str]:
         if len(complete) < needed or (name.startswith("param") and not varied):
             continue
         try:
-            with experimental():  # Optuna's matplotlib plots are experimental
+            # Optuna's matplotlib plots are experimental; PED-ANOVA's note on the target
+            # is answered by the sign flip above
+            with experimental(), quiet.known_noise():
                 axes = draw(study)
             figure = axes.figure if hasattr(axes, "figure") else axes[0].figure
             figure.set_size_inches(10, 6)
