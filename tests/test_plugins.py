@@ -5,97 +5,40 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
-import textwrap
 from pathlib import Path
 
 import pytest
 
 from sweeplab.record import git_commit
-from tests.conftest import QUICK, run_entry
+from tests.conftest import QUICK, ROOT, load_study, run_entry
 
-RESNET = """
-import torch
-from torch import nn
+README = ROOT / "README.md"
 
 
-class Block(nn.Module):
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv2d(channels, channels, 3, padding=1, bias=False),
-            nn.BatchNorm2d(channels),
-            nn.ReLU(),
-            nn.Conv2d(channels, channels, 3, padding=1, bias=False),
-            nn.BatchNorm2d(channels),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.relu(x + self.body(x))
-
-
-class TinyRes(nn.Module):
-    def __init__(self, input_shape=(1, 28, 28), num_classes=10, channels=8, blocks=1):
-        super().__init__()
-        if channels < 1:
-            raise ValueError(f"channels={channels} is invalid: use a positive integer.")
-        self.stem = nn.Sequential(
-            nn.Conv2d(input_shape[0], channels, 3, padding=1, bias=False),
-            nn.BatchNorm2d(channels),
-            nn.ReLU(),
-        )
-        self.blocks = nn.Sequential(*[Block(channels) for _ in range(blocks)])
-        self.head = nn.Sequential(
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, num_classes)
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.blocks(self.stem(x)))
-"""
-
-MODEL_YAML = """
-defaults:
-  - classifier
-  - _self_
-
-net:
-  _target_: myarch.tinyres.TinyRes
-  input_shape: [1, 28, 28]
-  num_classes: ${..num_classes}
-  channels: 8
-  blocks: 1
-"""
-
-SEARCH_YAML = """
-# @package _global_
-defaults:
-  - optuna
-  - override /model: tinyres
-
-name: tinyres_optuna
-
-hydra:
-  sweeper:
-    params:
-      model.net.channels: choice(4, 8)
-      # continuous: two trials never repeat (a repeat would reuse its twin, not train)
-      model.optimizer.lr: tag(log, interval(0.0005, 0.05))
-"""
+def readme_files(section: str = "### Adding an architecture") -> dict[str, str]:
+    """The files a README section shows: each code block whose first line (after a Hydra
+    package header) is ``# <path>``."""
+    text = README.read_text()
+    start = text.index(section)
+    body = text[start : text.index("\n## ", start)]
+    blocks = re.findall(
+        r"```(?:python|yaml)\n((?:# @package [^\n]*\n)?)# (\S+)\n(.*?)```", body, flags=re.DOTALL
+    )
+    return {path: f"{header}# {path}\n{code}" for header, path, code in blocks}
 
 
 @pytest.fixture
 def user_dir(tmp_path: Path) -> Path:
-    """The user's own repository: a package and a config directory, outside sweeplab."""
+    """The user's own repository, outside sweeplab, written from the README's own text."""
     root = tmp_path / "my_research"
-    (root / "myarch").mkdir(parents=True)
-    (root / "myarch" / "__init__.py").write_text("")
-    (root / "myarch" / "tinyres.py").write_text(textwrap.dedent(RESNET))
-    for path, text in (
-        ("configs/model/tinyres.yaml", MODEL_YAML),
-        ("configs/hparams_search/tinyres_optuna.yaml", SEARCH_YAML),
-    ):
+    files = readme_files()
+    assert {"myarch/tinyres.py", "configs/model/tinyres.yaml"} <= set(files)
+    for path, text in files.items():
         (root / path).parent.mkdir(parents=True, exist_ok=True)
-        (root / path).write_text(text.lstrip())
+        (root / path).write_text(text)
+    (root / "myarch" / "__init__.py").write_text("")
     return root
 
 
@@ -158,6 +101,26 @@ def test_an_architecture_from_the_user_s_package(
     )
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
     assert "test/acc=" in evaluated.stdout
+
+    # the user's architecture joins a study across architectures by its name and space file
+    across = run_entry(
+        "train.py",
+        "-m",
+        "hparams_search=my_archs",
+        "hydra.sweeper.n_trials=3",
+        "hydra/sweeper/sampler=random",
+        "hydra.sweeper.sampler.seed=1",
+        *common,
+        env=env,
+        log_dir=logs,
+    )
+    assert across.returncode == 0, across.stderr[-3000:]
+    study = load_study(logs / "sweeps" / "my_archs")
+    chosen = {t.params["model"] for t in study.trials}
+    assert "tinyres" in chosen and chosen <= {"cnn", "tinyres"}
+    for trial in study.trials:
+        arch = trial.params["model"]
+        assert all(n == "model" or n.startswith(f"{arch}:") for n in trial.params)
 
 
 def test_untracked_files_make_the_recorded_commit_dirty(tmp_path: Path) -> None:
