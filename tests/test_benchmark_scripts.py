@@ -92,6 +92,14 @@ def test_pool_order_benchmark_runs(isolated_env: dict[str, str]) -> None:
     assert out.count("batch 8, ") == 2 and "ratio" in out
 
 
+def test_conditional_overhead_benchmark_runs(
+    fashion_dir: Path, isolated_env: dict[str, str]
+) -> None:
+    arguments = ["benchmarks/conditional_overhead.py", "--data-dir", str(fashion_dir)]
+    out = run_python([*arguments, "--trials", "3", "--rounds", "1"], isolated_env).stdout
+    assert "| cnn_optuna |" in out and "| arch_optuna |" in out
+
+
 def test_epoch_time_benchmark_runs(fashion_dir: Path, isolated_env: dict[str, str]) -> None:
     arguments = ["benchmarks/epoch_time.py", "--data-dir", str(fashion_dir)]
     arguments += ["--experiments", "mlp_baseline", "--batch-sizes", "64", "--epochs", "2"]
