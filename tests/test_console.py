@@ -116,3 +116,22 @@ def test_time_left_comes_from_finished_durations_and_running_trials() -> None:
     assert time_left(trials, n_trials=6, now=now) == pytest.approx(26.0)
     assert time_left(trials[:3], n_trials=3, now=now) == 0.0
     assert time_left(trials[3:], n_trials=3, now=now) is None  # nothing trained yet
+
+
+def test_a_pruned_job_reads_without_hydras_error_line(capsys: pytest.CaptureFixture[str]) -> None:
+    import optuna
+    from hydra.core.utils import JobReturn, JobStatus
+
+    from sweeplab.sweep.sweeper import _pruned_quietly
+
+    pruned = JobReturn(overrides=["a=1"], status=JobStatus.FAILED)
+    pruned.return_value = optuna.TrialPruned("epoch 1")
+    failed = JobReturn(overrides=["a=2"], status=JobStatus.FAILED)
+    failed.return_value = ValueError("boom")
+    quiet_pruned, kept = _pruned_quietly(pruned), _pruned_quietly(failed)
+    with pytest.raises(optuna.TrialPruned, match="epoch 1"):
+        _ = quiet_pruned.return_value
+    assert capsys.readouterr().err == ""
+    with pytest.raises(ValueError, match="boom"):  # a real error keeps Hydra's line
+        _ = kept.return_value
+    assert "Error executing job with overrides: ['a=2']" in capsys.readouterr().err
