@@ -108,6 +108,7 @@ def test_workers_stopped_by_failures_end_the_sweep_with_their_paragraph(
         "model.optimizer.lr=1e6",
         "hydra.sweeper.workers=2",
         "hydra.sweeper.n_trials=4",
+        stops_after_work=True,  # the failed trials and their errors are kept
     )
     assert result.returncode == 1
     assert "Error: The workers stopped with 0 of 4 trials finished." in result.stderr
@@ -303,9 +304,9 @@ def test_slurm_workers_each_get_their_own_gpu(
     [
         ("hydra.sweeper.n_jobs=0", "`hydra.sweeper.n_jobs`=0 is invalid"),
         (
-            "hydra.sweeper.storage=postgresql+psycopg://bob:pw@127.0.0.1:9/db",
+            "hydra.sweeper.storage=postgresql+psycopg://bob@127.0.0.1:9/db",
             "Cannot open the study storage hydra.sweeper.storage="
-            "postgresql+psycopg://bob:***@127.0.0.1:9/db",
+            "postgresql+psycopg://bob@127.0.0.1:9/db",
         ),
     ],
 )

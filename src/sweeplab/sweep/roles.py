@@ -175,7 +175,7 @@ def run_command(sweep: Sweep, launch: Launch) -> None:
 
 
 def _write_reports(sweep: Sweep) -> None:
-    plots = report.write_all(sweep.study, sweep.sweep_dir)
+    plots = report.write_all(sweep.study, sweep.sweep_dir, sweep.settings.storage)
     wandb = wandb_settings(sweep.config)
     if wandb is not None:
         log_study(sweep.study, sweep.sweep_dir, plots, wandb, sweep.settings.storage)
@@ -218,7 +218,7 @@ def _start_workers(sweep: Sweep) -> None:
             progress.poll,
         )
         errors = [
-            workers.describe_exit(k, code, log_dir / f"worker_{k}.log")
+            workers.describe_exit(k, code, log_dir)
             for k, code in enumerate(codes)
             if code != 0
         ]

@@ -154,10 +154,10 @@ def worker_log(log_dir: Path, index: int) -> Path:
     return log_dir / f"worker_{index}_{socket.gethostname()}_{os.getpid()}.log"
 
 
-def describe_exit(index: int, code: int, log_path: Path) -> str:
-    """Why local worker ``index`` stopped: its own error paragraph, or where its log is.
-    ``log_path`` is any path in the workers' log directory; the log is :func:`worker_log`'s."""
-    log_path = worker_log(log_path.parent, index)
+def describe_exit(index: int, code: int, log_dir: Path) -> str:
+    """Why local worker ``index`` stopped: its own error paragraph, or where its log is (in
+    ``log_dir``, named by :func:`worker_log`)."""
+    log_path = worker_log(log_dir, index)
     errors = [
         line
         for line in log_path.read_text(errors="replace").splitlines()
