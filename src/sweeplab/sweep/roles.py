@@ -218,9 +218,7 @@ def _start_workers(sweep: Sweep) -> None:
             progress.poll,
         )
         errors = [
-            workers.describe_exit(k, code, log_dir)
-            for k, code in enumerate(codes)
-            if code != 0
+            workers.describe_exit(k, code, log_dir) for k, code in enumerate(codes) if code != 0
         ]
     else:
         if settings.storage.startswith("sqlite"):
