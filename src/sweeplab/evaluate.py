@@ -11,7 +11,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from sweeplab import build, checks, process, record, trainers
+from sweeplab import build, checks, outputs, process, record, trainers
 from sweeplab.errors import USER_ERRORS, ConfigError, exit_with, user_error
 
 __all__ = ["data_config", "main", "read_weights", "run", "training_config"]
@@ -117,4 +117,5 @@ def main(cfg: DictConfig) -> None:
     try:
         run(cfg)
     except USER_ERRORS as e:
+        outputs.discard_refused_run(cfg)
         exit_with(user_error(e))

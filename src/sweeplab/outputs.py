@@ -9,13 +9,20 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from sweeplab.checks import check_name
 from sweeplab.errors import ConfigError, SweeplabError, exit_with
 
-__all__ = ["WritableOutputs", "check_writable", "discard_unused_run_dir", "writable_dir"]
+__all__ = [
+    "WritableOutputs",
+    "check_writable",
+    "discard_refused_run",
+    "discard_unused_run_dir",
+    "writable_dir",
+]
 
 HYDRA_BOOKKEEPING = ".hydra"  # what Hydra writes in a run's directory as it starts (and a log)
 
@@ -53,6 +60,17 @@ def writable_dir(path: Path) -> Path:
     check_writable(path)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def discard_refused_run(cfg: DictConfig) -> None:
+    """A run (train or eval) refused before it began leaves no directory of Hydra's files."""
+    if not HydraConfig.initialized():
+        return
+    output_dir = OmegaConf.select(HydraConfig.get(), "runtime.output_dir", default=None)
+    if output_dir is None:  # composed without a run (a test, a notebook)
+        return
+    log_dir = OmegaConf.select(cfg, "paths.log_dir", throw_on_resolution_failure=False)
+    discard_unused_run_dir(Path(output_dir), Path(log_dir or output_dir))
 
 
 def discard_unused_run_dir(output_dir: Path, log_dir: Path) -> None:

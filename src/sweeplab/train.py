@@ -16,7 +16,7 @@ from typing import Any
 import pytorch_lightning as pl
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 from rich.console import Console
 from rich.table import Table
@@ -193,19 +193,8 @@ def _main(cfg: DictConfig) -> float | tuple[float, ...]:
         context = _context_or_none(cfg)
         if context is not None and context.user_errors == "raise":
             raise error from None  # the sweeper records the failed trial and goes on
-        _discard_run_dir(cfg)
+        outputs.discard_refused_run(cfg)
         exit_with(error)
-
-
-def _discard_run_dir(cfg: DictConfig) -> None:
-    """A run refused before it began leaves no directory of Hydra's files behind."""
-    if not HydraConfig.initialized():
-        return
-    output_dir = OmegaConf.select(HydraConfig.get(), "runtime.output_dir", default=None)
-    if output_dir is None:  # composed without a run (a test, a notebook)
-        return
-    log_dir = OmegaConf.select(cfg, "paths.log_dir", throw_on_resolution_failure=False)
-    outputs.discard_unused_run_dir(Path(output_dir), Path(log_dir or output_dir))
 
 
 def _check_mode() -> None:
