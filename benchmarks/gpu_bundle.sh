@@ -204,6 +204,7 @@ SRC=$(mktemp -d)
 trap 'rm -rf "$SRC"' EXIT
 cp pyproject.toml README.md "$SRC"/
 cp -r src "$SRC"/src
+cp -r configs "$SRC"/configs  # packaged into the wheel as sweeplab/configs (pyproject.toml)
 find "$SRC" \( -name __pycache__ -o -name '*.egg-info' \) -prune -exec rm -rf {} +
 "$PYTHON" -m pip wheel --quiet --no-deps --no-build-isolation --wheel-dir "$BUNDLE" "$SRC" \
   || "$PYTHON" -m pip wheel --quiet --no-deps --wheel-dir "$BUNDLE" "$SRC"

@@ -14,6 +14,7 @@ from sweeplab.sweep import report
 from sweeplab.sweep import study as stored
 from sweeplab.sweep.best import expand_best_of, load_best
 from sweeplab.sweep.identity import StudyIdentity
+from sweeplab.sweep.recorded import check_plain
 from tests.conftest import ROOT, run_entry
 
 BASE = ["model=mlp", "objective=val_loss", "trainer.max_epochs=1"]
@@ -120,3 +121,16 @@ def test_a_w_and_b_sweep_cannot_hand_train_py_a_target(
     )
     assert result.returncode == 1 and "W&B sweep's arguments names a `_target_`" in result.stderr
     assert not (tmp_path / "owned.txt").exists() and not (ROOT / "owned.txt").exists()
+
+
+def test_a_w_and_b_sweep_may_pass_a_group_option_with_a_trusted_target() -> None:
+    from sweeplab.trust import is_trusted, trusted_targets
+
+    allowed = trusted_targets()
+    option = "++model.optimizer={_target_: torch.optim.SGD, _partial_: true, momentum: 0.9}"
+    check_plain([option], "the W&B sweep's arguments", trusted=lambda t: is_trusted(t, allowed))
+    for bad in (OWNED, "++model.optimizer={_target_: os.system}", "++model.net.units=${oc.env:X}"):
+        with pytest.raises(ConfigError):
+            check_plain(
+                [bad], "the W&B sweep's arguments", trusted=lambda t: is_trusted(t, allowed)
+            )

@@ -97,9 +97,16 @@ def _train_arguments(argv: Sequence[str]) -> list[str]:
     """``argv`` with a W&B sweep agent's arguments checked and ``best_of=`` expanded."""
     from sweeplab.sweep.best import expand_best_of
     from sweeplab.sweep.recorded import WANDB_SWEEP_FIX, check_plain
+    from sweeplab.trust import is_trusted, trusted_targets
 
     if os.environ.get("WANDB_SWEEP_ID"):  # arguments written by whoever edits the sweep
-        check_plain(list(argv), "the W&B sweep's arguments", WANDB_SWEEP_FIX)
+        allowed = trusted_targets()
+        check_plain(
+            list(argv),
+            "the W&B sweep's arguments",
+            WANDB_SWEEP_FIX,
+            trusted=lambda target: is_trusted(target, allowed),
+        )
     return expand_best_of(list(argv))
 
 

@@ -25,6 +25,7 @@ __all__ = [
     "TRUSTED_ENV",
     "check_prefix",
     "check_trusted",
+    "is_trusted",
     "family",
     "trust_packages",
     "trusted_targets",
@@ -109,10 +110,15 @@ def _trusted_packages() -> list[str]:
     return [p.strip() for p in os.environ.get(TRUSTED_ENV, "").split(",") if p.strip()]
 
 
+def is_trusted(target: str, allowed: list[str]) -> bool:
+    """Whether the dotted name ``target`` matches one of ``allowed``."""
+    return any(fnmatch.fnmatch(target, pattern) for pattern in allowed)
+
+
 def check_trusted(target: str, key: str, allowed: list[str]) -> None:
     """Refuse the dotted name ``target``, read from config ``key`` (a ``_target_`` or any other
     name a config turns into a Python object), unless it matches one of ``allowed``."""
-    if not any(fnmatch.fnmatch(target, pattern) for pattern in allowed):
+    if not is_trusted(target, allowed):
         raise ConfigError(
             f"`{key}`={target!r} is not trusted: {MEANT}. If it is your own code, name its "
             f"package once in your repository's configs/sweeplab.yaml (`trusted: "

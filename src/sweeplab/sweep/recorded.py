@@ -8,7 +8,7 @@ interpolate (``${``) or set Hydra itself.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from optuna.distributions import BaseDistribution, CategoricalDistribution
@@ -31,12 +31,22 @@ WANDB_SWEEP_FIX = (
 )
 
 
-def check_plain(overrides: Sequence[str], source: str, fix: str = RESULTS_FIX) -> None:
+def check_plain(
+    overrides: Sequence[str],
+    source: str,
+    fix: str = RESULTS_FIX,
+    trusted: Callable[[str], bool] | None = None,
+) -> None:
     """Refuse an override that could run code or read the environment, whatever the study;
-    ``fix`` says what to do instead."""
+    ``fix`` says what to do instead. A ``_target_`` is refused, unless ``trusted`` accepts every
+    one it names (a W&B sweep passes a config group's option as its node, target included,
+    and such a node may name only what configs may instantiate)."""
     for override in overrides:
         key = override_key(override)
-        if "_target_" in override:
+        named = re.findall(r"_target_\s*[:=]\s*['\"]?([^,}'\"\s]*)", override)
+        if "_target_" in override and (
+            trusted is None or not named or not all(trusted(name) for name in named)
+        ):
             _refuse(override, source, "names a `_target_`, which decides what Python runs", fix)
         if "${" in override:
             _refuse(override, source, "interpolates (`${...}`), which reads the environment", fix)
