@@ -231,6 +231,7 @@ def no_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(key)
 
 
+@pytest.mark.slow  # every key of two configs through a run's checks: about 45 s, CI only
 @pytest.mark.parametrize(("variant", "key"), training_keys())
 @fuzz(TRAIN_EXAMPLES)
 @given(value=values())

@@ -17,9 +17,12 @@ from tests.conftest import ROOT
 pytestmark = pytest.mark.usefixtures("data_in_env")
 
 
-def _open(tmp_path: Path, *overrides: str, arguments: tuple[str, ...] = ()) -> roles.Sweep:
+def _open(
+    tmp_path: Path, *overrides: str, arguments: tuple[str, ...] = (), check_values: bool = True
+) -> roles.Sweep:
     """Open the sweep of ``hparams_search=mlp_optuna``, as the sweeper does; ``arguments`` are
-    the command's sweep overrides, which Hydra hands the sweeper rather than composing them."""
+    the command's sweep overrides, which Hydra hands the sweeper rather than composing them;
+    ``check_values=False`` skips trying the space's values (as a worker does)."""
     GlobalHydra.instance().clear()
     fixed = ["hparams_search=mlp_optuna", f"hydra.sweep.dir={tmp_path / 'sweep'}", *overrides]
     with initialize_config_dir(str(ROOT / "configs")):
@@ -32,7 +35,7 @@ def _open(tmp_path: Path, *overrides: str, arguments: tuple[str, ...] = ()) -> r
             list(arguments),
             lambda extra: compose("train", overrides=[*fixed, *extra]),
             lambda key: bool(loader.get_group_options(key)),
-            check_values=True,
+            check_values=check_values,
         )
 
 
@@ -80,8 +83,8 @@ def _stored(sweep: roles.Sweep) -> dict:
 
 
 def test_a_resumed_study_keeps_what_it_is(tmp_path: Path) -> None:
-    first = _stored(_open(tmp_path))
-    assert _stored(_open(tmp_path)) == first  # the same command resumes, rewriting nothing
+    first = _stored(_open(tmp_path, check_values=False))
+    assert _stored(_open(tmp_path, check_values=False)) == first  # resumed, nothing rewritten
     assert "model=mlp" in first["base_overrides"]
     assert "model.net.units" in first["search_spaces"][0]
 
@@ -99,23 +102,23 @@ def test_a_resumed_study_keeps_what_it_is(tmp_path: Path) -> None:
 def test_a_study_name_cannot_hold_another_experiment(
     tmp_path: Path, overrides: list[str], arguments: tuple[str, ...], named: str
 ) -> None:
-    before = _stored(_open(tmp_path))
+    before = _stored(_open(tmp_path, check_values=False))
     with pytest.raises(ConfigError, match="is another experiment") as refused:
-        _open(tmp_path, *overrides, arguments=arguments)
+        _open(tmp_path, *overrides, arguments=arguments, check_values=False)
     assert named in str(refused.value) and "name=" in str(refused.value)
-    assert _stored(_open(tmp_path)) == before  # the refusal wrote nothing
+    assert _stored(_open(tmp_path, check_values=False)) == before  # the refusal wrote nothing
 
 
 def test_a_wider_space_resumes_and_is_recorded(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    _open(tmp_path)
+    _open(tmp_path, check_values=False)
     wider = (
         "model.net.units=range(50, 600, step=50)",
         "model.optimizer.lr=choice(0.1,0.01,0.001,0.0001)",
     )
     with caplog.at_level("INFO"):
-        spaces = _stored(_open(tmp_path, arguments=wider))["search_spaces"]
+        spaces = _stored(_open(tmp_path, arguments=wider, check_values=False))["search_spaces"]
     assert len(spaces) == 2 and spaces[0] != spaces[1]
     assert "model.net.units: 50..350 step 50 -> 50..550 step 50" in caplog.text
 
