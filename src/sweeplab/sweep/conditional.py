@@ -128,7 +128,7 @@ def _load(group: str, option: str, compose: Compose) -> Any:
         raise ConfigError(
             f"No search space for {group}={option}: write it in configs/{SPACES_GROUP}/{group}/"
             f"{option}.yaml (params:, layers:), or give it inline under "
-            f"hydra.sweeper.conditional.{group}.{option}. ({e})"
+            f"hydra.sweeper.conditional.{group}.{option}. ({str(e).splitlines()[0]})"
         ) from None
     node = OmegaConf.select(config, f"{SPACES_GROUP}.{group.replace('/', '.')}")
     return OmegaConf.to_container(node, resolve=False) if node is not None else {}
