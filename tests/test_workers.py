@@ -92,7 +92,9 @@ def test_local_workers_share_one_study(
     # the parent prints every trial's line from the storage, counting up
     output = result.stdout + result.stderr
     assert "4/4 finished" in output and "1/4 finished" in output
-    assert (sweep_dir / "trials.csv").read_text().count("\n") == 1 + len(study.trials)
+    # one row per trial, but never a surplus ask (two workers racing for the last place)
+    rows = (sweep_dir / "trials.csv").read_text().count("\n") - 1
+    assert rows == len(queries.reported_trials(study)) >= 4
 
 
 def test_workers_stopped_by_failures_end_the_sweep_with_their_paragraph(
