@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
@@ -92,6 +92,16 @@ class SweepSettings:
     layers: DictConfig | None = None
     conditional: DictConfig | None = None
     custom_search_space: str | None = None
+    # stopping rules: the study's wall-clock budget and each trial's (seconds), finished
+    # trials without improvement, and a value good enough to stop at
+    timeout: float | None = None
+    trial_timeout: float | None = None
+    patience: int | None = None
+    target: float | None = None
+    # warm starts: override sets run first, and an earlier study whose trials seed this one
+    enqueue: Sequence[Any] = ()
+    warm_start: str | None = None
+    warm_start_study: str | None = None
 
     @classmethod
     def from_kwargs(cls, kwargs: Mapping[str, Any]) -> SweepSettings:
@@ -111,6 +121,8 @@ class SweepSettings:
             given["cluster"] = _build(Slurm, _plain(given["cluster"]), "cluster")
         if given.get("params") is None:
             given["params"] = {}
+        enqueue = given.get("enqueue")
+        given["enqueue"] = () if enqueue is None else _plain_list(enqueue)
         settings = _build(cls, given, "")
         settings._check_values()
         return settings
@@ -121,6 +133,12 @@ class SweepSettings:
                 raise ConfigError(
                     f"`hydra.sweeper.{key}`={getattr(self, key)!r} is invalid: use a positive "
                     "integer."
+                )
+        for key in ("timeout", "trial_timeout", "patience"):
+            if (value := getattr(self, key)) is not None and value <= 0:
+                raise ConfigError(
+                    f"`hydra.sweeper.{key}`={value!r} is invalid: use a positive number, or "
+                    "null for no limit."
                 )
         if not 0 <= self.max_failure_rate <= 1:
             raise ConfigError(
@@ -217,6 +235,8 @@ def _fits(value: Any, hint: Any) -> bool:
         return is_number(value)
     if origin is tuple:
         return isinstance(value, tuple)
+    if origin is Sequence:
+        return isinstance(value, list | tuple)
     if origin is Mapping or hint is DictConfig:
         return isinstance(value, Mapping)
     return isinstance(value, origin)
@@ -235,10 +255,18 @@ def _describe(hint: Any) -> str:
         names.get(option)
         or ("a mapping of key: value" if option in (DictConfig, Mapping) else None)
         or ("a mapping of key: value" if typing.get_origin(option) is Mapping else None)
+        or ("a list" if typing.get_origin(option) is Sequence else None)
         or f"the settings of {getattr(option, '__name__', option)}"
         for option in options
     ]
     return " or ".join(described)
+
+
+def _plain_list(node: Any) -> Any:
+    """A list node as a plain list (anything else is kept, for the type check to name)."""
+    if OmegaConf.is_config(node):
+        return OmegaConf.to_container(node, resolve=True)
+    return list(node) if isinstance(node, list | tuple) else node
 
 
 def _plain(node: Any) -> Any:
