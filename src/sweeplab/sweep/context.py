@@ -26,6 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 from sweeplab.errors import ConfigError
 from sweeplab.overrides import hydra_value
 from sweeplab.redaction import has_secret, redact
+from sweeplab.values import is_number
 
 if TYPE_CHECKING:
     import optuna
@@ -59,6 +60,8 @@ class TrialContext:
     pruner: Mapping[str, Any] | None = None  # the pruner's config; None: no pruning
     # raise: a user error fails the trial and the sweep goes on; exit: one paragraph, exit 1
     user_errors: UserErrors = "raise"
+    deadline: float | None = None  # the study's budget ends then (UNIX time): stop at an epoch
+    timeout_s: float | None = None  # hydra.sweeper.trial_timeout: fail the trial past it
 
     def __post_init__(self) -> None:
         if not isinstance(self.study_name, str) or not self.study_name:
@@ -71,6 +74,9 @@ class TrialContext:
             self._refuse("pruner", "a pruner's config, or null")
         if self.user_errors not in ("raise", "exit"):
             self._refuse("user_errors", "raise or exit")
+        for key in ("deadline", "timeout_s"):
+            if (value := getattr(self, key)) is not None and not is_number(value):
+                self._refuse(key, "a number of seconds, or null")
 
     def _refuse(self, key: str, expected: str) -> None:
         raise ConfigError(
