@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -9,10 +11,11 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
 from sweeplab.errors import ConfigError, DataError
-from sweeplab.sweep import report, roles
+from sweeplab.sweep import queries, report, roles
 from sweeplab.sweep.best import expand_best_of, load_best
 from sweeplab.sweep.settings import SweepSettings
-from tests.conftest import ROOT
+from sweeplab.sweep.wandb_study import log_study
+from tests.conftest import ROOT, inspect_wandb_run
 
 pytestmark = pytest.mark.usefixtures("data_in_env")
 
@@ -234,3 +237,62 @@ def test_an_architecture_study_reports_and_retrains_each_architecture(tmp_path: 
     argv = expand_best_of([f"best_of={sweep.sweep_dir}", f"model={arch}"])
     assert set(best.overrides) - {f"model={arch}"} <= set(argv)
     assert all(":" not in o for o in argv)  # overrides, not trial parameter names
+
+
+def _told(sweep: roles.Sweep, values: list[float]) -> None:
+    """Ask, sample and tell one trial per value, as a worker does (no training)."""
+    for value in values:
+        trial = sweep.study.ask()
+        sweep.space.sample(trial, sweep.config)
+        sweep.study.tell(trial, value)
+
+
+ARCH_VALUES = [0.9, 0.3, 0.5, 0.7, 0.2, 0.6, 0.4, 0.8, 0.1, 0.35]
+
+
+def test_an_architecture_study_plots_each_architecture_s_parameters_apart(
+    tmp_path: Path,
+) -> None:
+    sweep = _open(tmp_path, "hparams_search=arch_optuna", "name=arch_optuna", check_values=False)
+    _told(sweep, ARCH_VALUES)
+    plots = {p.name for p in report.write_all(sweep.study, sweep.sweep_dir)}
+    trials = Counter(t.params["model"] for t in sweep.study.trials)
+    apart = {
+        f"{kind}_model-{arch}.png"
+        for arch, n in trials.items()
+        if n >= 2  # one trial has no parameter that changed
+        for kind in ("param_importances", "parallel_coordinates")
+    }
+    assert len(apart) >= 4  # at least two architectures drawn apart
+    assert (
+        plots
+        == {"optimization_history.png", "param_importances.png"}
+        | {"parallel_coordinates.png"}
+        | apart
+    )
+    text = (sweep.sweep_dir / report.REPORT_FILE).read_text()
+    assert all(f"![{name}]({name})" in text for name in plots)
+
+
+@pytest.mark.slow  # W&B starts its service process
+def test_an_architecture_study_s_wandb_run_holds_the_per_architecture_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, isolated_env: dict[str, str]
+) -> None:
+    monkeypatch.setenv("HOME", isolated_env["HOME"])
+    sweep = _open(tmp_path, "hparams_search=arch_optuna", "name=arch_optuna", check_values=False)
+    _told(sweep, ARCH_VALUES)
+    plots = report.write_all(sweep.study, sweep.sweep_dir)
+    storage = f"sqlite:///{sweep.sweep_dir / 'optuna.db'}"
+    log_study(sweep.study, sweep.sweep_dir, plots, {"project": "t", "offline": True}, storage)
+    [run_dir] = sweep.sweep_dir.glob("wandb/offline-run-*")
+    run = inspect_wandb_run(run_dir, isolated_env)
+    table = json.loads((run_dir / "files" / run["summary"]["per_model"]["path"]).read_text())
+    _, rows = report.choice_rows(sweep.study, queries.reported_trials(sweep.study), "model")
+    assert table["columns"][:4] == ["model", "trials", "best_value", "best_trial"]
+    assert [row[:4] for row in table["data"]] == [row[:4] for row in rows]
+    best = {
+        arch: min(t.value for t in sweep.study.trials if t.params["model"] == arch)
+        for arch in {t.params["model"] for t in sweep.study.trials}
+    }
+    assert {row[0]: row[2] for row in table["data"]} == pytest.approx(best)
+    assert "plots/parallel_coordinates_model-cnn" in run["summary"]

@@ -8,8 +8,11 @@ from __future__ import annotations
 import csv
 import logging
 import math
+import re
 import shlex
 import statistics
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -33,6 +36,7 @@ __all__ = [
     "BEST_PER_CHOICE",
     "RESULTS_FILE",
     "TRIALS_FILE",
+    "choice_rows",
     "pruner_name",
     "shell_command",
     "write_all",
@@ -150,65 +154,150 @@ def write_trials_csv(trials: list[FrozenTrial], path: Path, objectives: list[str
     write_atomic(path, write)
 
 
+@dataclass(frozen=True)
+class _Plot:
+    file: str
+    draw: Callable[[], Any]  # returns the plot's axes
+    params: list[str]  # the parameters it shows, by full name
+    subset: str = ""  # the trials it shows, when not all: "model=cnn"
+
+
 def write_plots(study: optuna.Study, sweep_dir: Path) -> list[str]:
     """Optimization history, parameter importances, parallel coordinates (and the Pareto
-    front of a multi-objective study), as PNG.
+    front of a multi-objective study), as PNG. In a study that chooses among options with
+    spaces of their own (``model`` in an architecture study), the history is coloured by
+    option, and the two parameter plots are drawn for each option apart as well: its own
+    parameters mean nothing next to another option's.
 
     Drawn with pyplot's backend as it is: without a display matplotlib picks Agg itself, and
     the backend is the process's to choose, not a report's."""
     import matplotlib.pyplot as plt
-    from optuna.visualization import matplotlib as plots
 
     complete = queries.complete_trials(study)
-    # Parameters that never changed explain nothing: leave them out of both parameter plots.
+    written = []
+    for plot in _plots(study, complete):
+        try:
+            # Optuna's matplotlib plots are experimental; PED-ANOVA's note on the target
+            # is answered by the sign flip in _param_plots
+            with experimental(), quiet.known_noise():
+                axes = plot.draw()
+            figure = axes.figure if hasattr(axes, "figure") else axes[0].figure
+            figure.set_size_inches(10, 6)
+            for ax in figure.axes:  # long parameter names: in full, slanted, with room
+                _untruncate(ax, plot.params)
+                ax.tick_params(axis="x", labelrotation=20)
+            if plot.subset:
+                _retitle(figure.axes[0], plot.subset)
+            if plot.file.startswith("parallel_coordinates"):
+                _readable_lines(figure)
+            figure.tight_layout()
+            write_atomic(sweep_dir / plot.file, partial(figure.savefig, dpi=100, format="png"))
+            plt.close(figure)
+            written.append(plot.file)
+        except Exception as e:  # a plot is a convenience: never lose the sweep over it
+            log.warning("Could not draw %s: %s", plot.file, e)
+    return written
+
+
+def _plots(study: optuna.Study, complete: list[FrozenTrial]) -> list[_Plot]:
+    from optuna.visualization import matplotlib as plots
+
+    if not complete:
+        return []
+    names = queries.objective_names(study)
+    multi = queries.is_multi_objective(study)
+    keys = [] if multi else sorted(queries.choice_keys(study), key=lambda k: k != "model")
+    if keys:  # one colour per option: which architecture reached which value, and when
+        history = partial(_history_by_choice, study, complete, keys[0])
+    else:
+        # With several objectives the usual plots follow the first one, and the Pareto
+        # front (dominated trials drawn apart) shows the trade-off.
+        first = {"target": lambda t: t.values[0], "target_name": names[0]} if multi else {}
+        history = partial(plots.plot_optimization_history, study, **first)
+    found = [_Plot("optimization_history.png", history, [])]
+    found += _param_plots(study, complete, "", shared_only=bool(keys))
+    for key in keys:
+        for option in _options(complete, key):
+            mine = [t for t in complete if str(t.params.get(key)) == option]
+            found += _param_plots(_study_of(study, mine), mine, f"{key}={option}")
+    if multi:
+        pareto = partial(plots.plot_pareto_front, study, target_names=names)
+        found.append(_Plot("pareto_front.png", pareto, []))
+    return found
+
+
+def _param_plots(
+    study: optuna.Study, complete: list[FrozenTrial], subset: str, *, shared_only: bool = False
+) -> list[_Plot]:
+    """Importances and parallel coordinates of the parameters that changed (one that never
+    did explains nothing); ``shared_only``: only those every trial has. ``subset`` names the
+    trials drawn ("model=cnn") when they are not all of the study's."""
+    from optuna.visualization import matplotlib as plots
+
     varied = _varied_params(complete)
     in_every_trial = [p for p in varied if all(p in t.params for t in complete)]
+    if len(complete) < 2 or not varied:
+        return []
     names = queries.objective_names(study)
-    # With several objectives the usual plots follow the first one, and the Pareto front
-    # (dominated trials drawn apart) shows the trade-off.
     multi = queries.is_multi_objective(study)
     first = {"target": lambda t: t.values[0], "target_name": names[0]} if multi else {}
     # Importance evaluators look for what makes a target low: flip a maximised one.
     sign = -1 if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else 1
     ranked = {"target": lambda t: sign * t.values[0], "target_name": names[0]} if multi else {}
-    specs = [
-        ("optimization_history.png", partial(plots.plot_optimization_history, **first), 1),
-        (
-            "param_importances.png",
-            partial(plots.plot_param_importances, params=in_every_trial, **ranked),
-            2,
-        ),
-        (
-            "parallel_coordinates.png",
-            partial(plots.plot_parallel_coordinate, params=varied, **first),
-            2,
-        ),
-    ]
-    if multi:
-        specs.append(("pareto_front.png", partial(plots.plot_pareto_front, target_names=names), 1))
-    written = []
-    for name, draw, needed in specs:
-        if len(complete) < needed or (name.startswith("param") and not varied):
-            continue
-        try:
-            # Optuna's matplotlib plots are experimental; PED-ANOVA's note on the target
-            # is answered by the sign flip above
-            with experimental(), quiet.known_noise():
-                axes = draw(study)
-            figure = axes.figure if hasattr(axes, "figure") else axes[0].figure
-            figure.set_size_inches(10, 6)
-            for ax in figure.axes:  # long parameter names: in full, slanted, with room
-                _untruncate(ax, varied)
-                ax.tick_params(axis="x", labelrotation=20)
-            if name == "parallel_coordinates.png":
-                _readable_lines(figure)
-            figure.tight_layout()
-            write_atomic(sweep_dir / name, partial(figure.savefig, dpi=100, format="png"))
-            plt.close(figure)
-            written.append(name)
-        except Exception as e:  # a plot is a convenience: never lose the sweep over it
-            log.warning("Could not draw %s: %s", name, e)
-    return written
+    shown = in_every_trial if shared_only else varied
+    importances = partial(plots.plot_param_importances, study, params=in_every_trial, **ranked)
+    parallel = partial(plots.plot_parallel_coordinate, study, params=shown, **first)
+    suffix = "_" + _slug(subset.replace("=", "-")) if subset else ""
+    found = [_Plot(f"param_importances{suffix}.png", importances, in_every_trial, subset)]
+    found.append(_Plot(f"parallel_coordinates{suffix}.png", parallel, shown, subset))
+    return [plot for plot in found if plot.params]
+
+
+def _study_of(study: optuna.Study, trials: list[FrozenTrial]) -> optuna.Study:
+    """An in-memory study of some of ``study``'s trials, for Optuna's plots to draw; without
+    Optuna's "A new study created in memory" line, which would only puzzle."""
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        part = optuna.create_study(directions=study.directions, study_name=study.study_name)
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+    part.add_trials(trials)
+    return part
+
+
+def _retitle(ax: Any, subset: str) -> None:
+    """Add the trials' subset to Optuna's title, wherever Optuna placed it."""
+    for loc in ("left", "center", "right"):
+        if title := ax.get_title(loc=loc):
+            ax.set_title(f"{title}: {subset} trials", loc=loc)
+
+
+def _history_by_choice(study: optuna.Study, complete: list[FrozenTrial], key: str) -> Any:
+    """Each trial's value by number, one colour per option of ``key``, and the best so far."""
+    import matplotlib.pyplot as plt
+
+    _, ax = plt.subplots()
+    for option in _options(complete, key):
+        mine = [t for t in complete if str(t.params.get(key)) == option]
+        ax.scatter([t.number for t in mine], [t.value for t in mine], label=option, s=28)
+    best = np.minimum if study.direction == optuna.study.StudyDirection.MINIMIZE else np.maximum
+    ax.step(
+        [t.number for t in complete],
+        best.accumulate([t.value for t in complete]),
+        where="post",
+        color="#333333",
+        label="best so far",
+    )
+    name = queries.objective_names(study)[0]
+    ax.set(title=f"Optimization history by {key}", xlabel="Trial", ylabel=name)
+    ax.legend(title=key)
+    return ax
+
+
+def _slug(text: str) -> str:
+    """``text`` as part of a file name (a group key such as ``model/optimizer``)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
 
 
 def _readable_lines(figure: Any) -> None:
@@ -257,22 +346,16 @@ def _varied_params(trials: list[FrozenTrial]) -> list[str]:
     return [name for name, seen in values.items() if len(seen) > 1]
 
 
-def _choice_table(
-    study: optuna.Study, trials: list[FrozenTrial], key: str, sweep_dir: Path
-) -> list[str]:
+def choice_rows(
+    study: optuna.Study, trials: list[FrozenTrial], key: str
+) -> tuple[list[str], list[list[Any]]]:
     """Each option of a conditional choice side by side: trials, best value and trial, median
-    seconds per epoch, the best trial's parameter count."""
+    seconds per epoch, the best trial's parameter count. The table of report.md and of the
+    W&B study run."""
     best = queries.best_by_choice(study, key)
-    title = "architecture" if key == "model" else key
-    lines = [
-        f"## Per {title}",
-        "",
-        f"Retrain one: `python train.py best_of={sweep_dir} {key}=<option>`.",
-        "",
-        f"| {key} | trials | best value | best trial | median s/epoch | parameters |",
-        "| --- | --- | --- | --- | --- | --- |",
-    ]
-    for option in sorted({str(t.params[key]) for t in trials if key in t.params}):
+    header = [key, "trials", "best_value", "best_trial", "median_s_per_epoch", "parameters"]
+    rows = []
+    for option in _options(trials, key):
         ran = [t for t in trials if str(t.params.get(key)) == option]
         per_epoch = [
             d / e for t in ran if (d := queries.duration_s(t)) and (e := queries.epochs_run(t))
@@ -281,8 +364,29 @@ def _choice_table(
         row = [option, len(ran), top.value if top else None, top.number if top else None]
         row += [statistics.median(per_epoch) if per_epoch else None]
         row += [top.user_attrs.get(stored.MODEL_PARAMS) if top else None]
-        lines.append("| " + " | ".join(_cell(v) for v in row) + " |")
-    return [*lines, ""]
+        rows.append(row)
+    return header, rows
+
+
+def _options(trials: list[FrozenTrial], key: str) -> list[str]:
+    return sorted({str(t.params[key]) for t in trials if key in t.params})
+
+
+def _choice_table(
+    study: optuna.Study, trials: list[FrozenTrial], key: str, sweep_dir: Path
+) -> list[str]:
+    title = "architecture" if key == "model" else key
+    _, rows = choice_rows(study, trials, key)
+    return [
+        f"## Per {title}",
+        "",
+        f"Retrain one: `python train.py best_of={sweep_dir} {key}=<option>`.",
+        "",
+        f"| {key} | trials | best value | best trial | median s/epoch | parameters |",
+        "| --- | --- | --- | --- | --- | --- |",
+        *["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows],
+        "",
+    ]
 
 
 def _cell(value: Any) -> str:

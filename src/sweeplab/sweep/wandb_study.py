@@ -1,6 +1,7 @@
 """One W&B run per study (``job_type=study``, in the study's group next to its trials): the
-trials table, the best configuration and the sweep's plots, so the W&B project shows the
-study itself and not only its trials."""
+trials table, the per-architecture table of a study across architectures, the best
+configuration and the sweep's plots, so the W&B project shows the study itself and not only
+its trials."""
 
 from __future__ import annotations
 
@@ -79,6 +80,11 @@ def log_study(
             "trials": wandb.Table(columns=header, data=rows, allow_mixed_types=True),
             **{f"plots/{p.stem}": wandb.Image(str(p)) for p in plots},
         }
+        if not queries.is_multi_objective(study):  # each architecture's row, as report.md has
+            for key in queries.choice_keys(study):
+                header, rows = report.choice_rows(study, trials, key)
+                table = wandb.Table(columns=header, data=rows, allow_mixed_types=True)
+                record[f"per_{key.replace('/', '_')}"] = table
         run.log(record)
         counts = queries.state_counts(trials)
         run.summary.update(
