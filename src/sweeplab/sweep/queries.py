@@ -31,6 +31,7 @@ __all__ = [
     "complete_trials",
     "count",
     "count_finished",
+    "counted_trials",
     "custom_search_space",
     "duration_s",
     "epochs_run",
@@ -52,6 +53,7 @@ __all__ = [
     "trial",
     "trial_rows",
     "value_columns",
+    "warm_started",
 ]
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)  # what counts towards n_trials
@@ -165,16 +167,24 @@ def count(study: optuna.Study, *states: TrialState) -> int:
 
 
 def count_finished(study: optuna.Study) -> int:
-    """Trials that count towards ``n_trials``: complete or pruned."""
-    return count(study, *FINISHED)
+    """Trials that count towards ``n_trials``: complete or pruned, and run by this study (a
+    warm start's copies are not: the budget is what this study ran)."""
+    return sum(1 for t in study.get_trials(deepcopy=False, states=FINISHED) if not warm_started(t))
+
+
+def counted_trials(study: optuna.Study) -> list[FrozenTrial]:
+    """The trials that hold a place in ``n_trials``: finished or running, run by this study."""
+    trials = study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING))
+    return [t for t in trials if not warm_started(t)]
 
 
 def finished_by(study: optuna.Study, when: datetime) -> int:
-    """Trials complete or pruned at ``when`` (so a line printed late still counts up)."""
+    """Trials complete or pruned at ``when`` and run by this study (so a line printed late
+    still counts up, towards ``n_trials``)."""
     return sum(
         1
         for t in study.get_trials(deepcopy=False, states=FINISHED)
-        if t.datetime_complete is not None and t.datetime_complete <= when
+        if t.datetime_complete is not None and t.datetime_complete <= when and not warm_started(t)
     )
 
 
@@ -217,13 +227,23 @@ def error_of(trial: FrozenTrial) -> str | None:
 
 
 def had_outcome(trial: FrozenTrial) -> bool:
-    """Whether a run told the study how ``trial`` went (a value, a prune, its error)."""
+    """Whether a run of this study told it how ``trial`` went (a value, a prune, its error);
+    a warm start's copy was not run here."""
+    if warm_started(trial):
+        return False
     return trial.state in FINISHED or stored.ERROR in trial.user_attrs
 
 
 def ran(trial: FrozenTrial) -> bool:
-    """Whether the trial was trained (not a reused duplicate, not a surplus ask)."""
-    return stored.DUPLICATE_OF not in trial.user_attrs and not trial.user_attrs.get(stored.SURPLUS)
+    """Whether the trial was trained here (not a reused duplicate, not a surplus ask, not a
+    warm start's copy)."""
+    attrs = trial.user_attrs
+    return not (stored.DUPLICATE_OF in attrs or attrs.get(stored.SURPLUS) or warm_started(trial))
+
+
+def warm_started(trial: FrozenTrial) -> bool:
+    """Whether the trial was copied from another study (``hydra.sweeper.warm_start``)."""
+    return stored.WARM_START in trial.user_attrs
 
 
 def best_overrides(trial: FrozenTrial, base: list[str]) -> list[str]:
@@ -266,11 +286,13 @@ def trial_rows(
     trials: list[FrozenTrial], objectives: list[str]
 ) -> tuple[list[str], list[list[Any]]]:
     """One row per trial: number, state, the value of each objective, epochs, duration, every
-    parameter ("" where a trial does not have it), error, duplicate_of, retry_of, worker.
+    parameter ("" where a trial does not have it), error, duplicate_of, retry_of, worker, and
+    where a warm start copied it from (a column only when some trial was copied).
     The table of trials.csv and of the W&B study run."""
     params = param_names(trials)
+    copies = any(warm_started(t) for t in trials)
     header = ["number", "state", *objectives, "epochs", "duration_s", *params]
-    header += ["error", "duplicate_of", "retry_of", "worker"]
+    header += ["error", "duplicate_of", "retry_of", "worker", *(["warm_start"] if copies else [])]
     rows = []
     for t in trials:
         row = [t.number, t.state.name, *(t.values or [None] * len(objectives))]
@@ -279,5 +301,6 @@ def trial_rows(
         row += [error_of(t) or "", t.user_attrs.get(stored.DUPLICATE_OF, "")]
         retry = retry_of(t)
         row += ["" if retry is None else retry, t.user_attrs.get(stored.WORKER, "")]
+        row += [t.user_attrs.get(stored.WARM_START, "")] if copies else []
         rows.append(row)
     return header, rows

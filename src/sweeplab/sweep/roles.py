@@ -25,7 +25,7 @@ from sweeplab.errors import ConfigError
 from sweeplab.outputs import writable_dir
 from sweeplab.overrides import format_override
 from sweeplab.redaction import has_secret, redact
-from sweeplab.sweep import queries, report, workers
+from sweeplab.sweep import queries, report, warm_start, workers
 from sweeplab.sweep.algorithms import build_pruner, build_sampler
 from sweeplab.sweep.conditional import with_branches
 from sweeplab.sweep.context import STORAGE_ENV, TrialContext, share_storage
@@ -123,6 +123,8 @@ def open_sweep(
         space.distributions(),
         settings.custom_search_space or None,
     )
+    # enqueued sets and the warm start's source are refused here, before anything is written
+    warm_start.check(settings, space, identity.directions, identity.objectives)
     storage, existing = _existing_study(settings)
     widened = identity.compare_with(existing) if existing is not None else []
     # Everything is checked: only now is anything written.
@@ -148,6 +150,7 @@ def run_command(sweep: Sweep, launch: Launch) -> None:
     study, settings = sweep.study, sweep.settings
     if study.trials:  # a resumed sweep: a seeded sampler would replay the first run's proposals
         study.sampler.reseed_rng()
+    warm_start.seed(study, settings, sweep.space)  # here, not in workers: they join it seeded
     log.info(
         "Study %s in %s: %d of %d trials finished; sampler %s, pruner %s, %d worker(s)",
         study.study_name,

@@ -24,6 +24,7 @@ __all__ = [
     "OVERRIDES",
     "SEARCH_SPACES",
     "SURPLUS",
+    "WARM_START",
     "WORKER",
     "record",
     "reuse_twin",
@@ -46,6 +47,7 @@ WORKER = "worker"  # host:pid (and SLURM job) of the worker that ran the trial
 SURPLUS = "surplus"  # asked by a worker after the study had its n_trials: never run
 EPOCHS = "epochs"  # validation epochs run, where Optuna keeps no per-epoch values
 MODEL_PARAMS = "model_params"  # the trained model's parameter count
+WARM_START = "warm_start"  # copied from another study (hydra.sweeper.warm_start): from where
 
 
 def record(study: optuna.Study, trial: optuna.Trial, job: JobReturn) -> str | None:

@@ -136,9 +136,7 @@ class Worker:
             trials = [self.study.ask() for _ in range(k)]
         for trial in trials:  # named at once, so a stop or a lease check can tell whose it is
             trial.set_user_attr(stored.WORKER, self.name)
-        active = self.study.get_trials(
-            deepcopy=False, states=(*queries.FINISHED, TrialState.RUNNING)
-        )
+        active = queries.counted_trials(self.study)  # not a warm start's copies
         kept = []
         for trial in trials:
             rank = sum(1 for t in active if t.number <= trial.number)
