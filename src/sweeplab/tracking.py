@@ -24,8 +24,10 @@ __all__ = [
     "DEFAULT_BASE_URL",
     "MODES",
     "console_settings",
+    "continue_run",
     "finish",
     "flatten",
+    "run_id",
     "wandb_logger",
     "wandb_mode",
 ]
@@ -57,6 +59,29 @@ def _architecture() -> str | None:
     if not HydraConfig.initialized():
         return None
     return HydraConfig.get().runtime.choices.get("model")
+
+
+def continue_run(loggers: list[Any], run_id: str | None) -> None:
+    """Have the W&B loggers that have not started their run yet log to run ``run_id`` (a
+    trial that goes on from a failed one continues its run); ``None`` leaves them as they are.
+
+    Lightning's ``WandbLogger`` starts its run with ``resume="allow"`` and the ``id`` it was
+    built with; the loggers are built from the config, so the id is set on them here.
+    """
+    if not run_id:
+        return
+    for logger in loggers:
+        if isinstance(logger, WandbLogger) and logger._experiment is None:
+            logger._wandb_init.update(id=run_id, resume="allow")
+            logger._id = run_id
+
+
+def run_id(loggers: list[Any]) -> str | None:
+    """The id of the W&B run the loggers log to (started here if not yet), or ``None``."""
+    for logger in loggers:
+        if isinstance(logger, WandbLogger) and logger._wandb_init.get("mode") != "disabled":
+            return str(logger.experiment.id)
+    return None
 
 
 def console_settings(mode: str) -> Any:

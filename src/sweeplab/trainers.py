@@ -19,12 +19,15 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 from pytorch_lightning.profilers import Profiler
 
@@ -36,6 +39,7 @@ __all__ = [
     "AUTO",
     "PROCESS_SETTINGS",
     "NoProfiler",
+    "Resumable",
     "auto_precision",
     "cpu_has_native_bf16",
     "trainer",
@@ -105,6 +109,78 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         save = super().save_checkpoint
         write_atomic(target, lambda tmp: save(checkpoint, tmp, storage_options))
         return None
+
+
+class Resumable(pl.Callback):
+    """What a run that goes on from another run's checkpoint needs beyond Lightning's restore.
+
+    - The running bests (torchmetrics' ``MinMetric``/``MaxMetric`` in the module, such as
+      ``val/loss_best``), which are not part of a module's state and which a LightningModule may
+      reset when training starts: saved in every checkpoint, put back as the first epoch starts.
+    - The checkpoint callbacks' files: a checkpoint written in another run's directory names
+      that directory, and Lightning then forgets the best score so far. Its best checkpoints
+      are copied into this run's directory and the callbacks' state is moved with them, so
+      ``best.ckpt`` stays the best epoch of the whole run.
+    """
+
+    KEY = "sweeplab_running_bests"
+
+    def __init__(self) -> None:
+        self._bests: dict[str, dict[str, torch.Tensor]] = {}
+
+    def on_save_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        checkpoint[self.KEY] = {
+            name: {key: value.detach().clone() for key, value in metric.metric_state.items()}
+            for name, metric in _running_bests(pl_module)
+        }
+
+    def on_load_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        self._bests = checkpoint.get(self.KEY, {})
+        states = checkpoint.get("callbacks", {})
+        for callback in trainer.checkpoint_callbacks:
+            state = states.get(callback.state_key)
+            if isinstance(callback, ModelCheckpoint) and state and callback.dirpath:
+                _move_checkpoint_state(state, callback.dirpath)
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        bests, self._bests = self._bests, {}
+        for name, metric in _running_bests(pl_module):
+            for key, value in bests.get(name, {}).items():
+                setattr(metric, key, value.to(pl_module.device))
+
+
+def _running_bests(module: torch.nn.Module) -> list[tuple[str, Any]]:
+    from torchmetrics import MaxMetric, MinMetric
+
+    return [(n, m) for n, m in module.named_modules() if isinstance(m, MaxMetric | MinMetric)]
+
+
+def _move_checkpoint_state(state: dict[str, Any], dirpath: str) -> None:
+    """Point a ``ModelCheckpoint`` state saved in another directory at ``dirpath``, copying
+    the best checkpoints it names there (the last one is written again at the next epoch)."""
+    old = state.get("dirpath")
+    if not old or old == dirpath:
+        return
+
+    def moved(path: Any) -> Any:
+        if not isinstance(path, str) or not path.startswith(old + os.sep):
+            return path
+        target = Path(dirpath) / Path(path).relative_to(old)
+        if Path(path).is_file() and not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(target, lambda tmp: shutil.copyfile(path, tmp))
+        return str(target)
+
+    state["dirpath"] = dirpath
+    state["best_k_models"] = {moved(k): v for k, v in state.get("best_k_models", {}).items()}
+    for key in ("best_model_path", "kth_best_model_path"):
+        state[key] = moved(state.get(key))
+    if last := state.get("last_model_path"):
+        state["last_model_path"] = str(Path(dirpath) / Path(last).name)
 
 
 def trainer(

@@ -62,6 +62,8 @@ class TrialContext:
     user_errors: UserErrors = "raise"
     deadline: float | None = None  # the study's budget ends then (UNIX time): stop at an epoch
     timeout_s: float | None = None  # hydra.sweeper.trial_timeout: fail the trial past it
+    # the failed trial (a dead worker's) this one retries: go on from its last.ckpt
+    resumes: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.study_name, str) or not self.study_name:
@@ -77,6 +79,13 @@ class TrialContext:
         for key in ("deadline", "timeout_s"):
             if (value := getattr(self, key)) is not None and not is_number(value):
                 self._refuse(key, "a number of seconds, or null")
+        resumes = self.resumes
+        if resumes is not None and (
+            not isinstance(resumes, int)
+            or isinstance(resumes, bool)
+            or not 0 <= resumes < self.number
+        ):
+            self._refuse("resumes", "the number of an earlier trial that this one retries, or null")
 
     def _refuse(self, key: str, expected: str) -> None:
         raise ConfigError(

@@ -288,11 +288,15 @@ def trial_rows(
     """One row per trial: number, state, the value of each objective, epochs, duration, every
     parameter ("" where a trial does not have it), error, duplicate_of, retry_of, worker, and
     where a warm start copied it from (a column only when some trial was copied).
-    The table of trials.csv and of the W&B study run."""
+    The table of trials.csv and of the W&B study run; epochs_lost (a column only when some
+    trial retried a dead worker's) counts the epochs a retry's failed trial trained past its
+    last checkpoint, which the retry trained again."""
     params = param_names(trials)
+    retried = any(stored.EPOCHS_LOST in t.user_attrs for t in trials)
     copies = any(warm_started(t) for t in trials)
     header = ["number", "state", *objectives, "epochs", "duration_s", *params]
     header += ["error", "duplicate_of", "retry_of", "worker", *(["warm_start"] if copies else [])]
+    header += ["epochs_lost"] if retried else []
     rows = []
     for t in trials:
         row = [t.number, t.state.name, *(t.values or [None] * len(objectives))]
@@ -302,5 +306,6 @@ def trial_rows(
         retry = retry_of(t)
         row += ["" if retry is None else retry, t.user_attrs.get(stored.WORKER, "")]
         row += [t.user_attrs.get(stored.WARM_START, "")] if copies else []
+        row += [t.user_attrs.get(stored.EPOCHS_LOST, "")] if retried else []
         rows.append(row)
     return header, rows

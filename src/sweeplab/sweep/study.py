@@ -19,11 +19,14 @@ __all__ = [
     "DUPLICATE_OF",
     "ENDED_BY",
     "EPOCHS",
+    "EPOCHS_LOST",
     "ERROR",
     "MODEL_PARAMS",
     "OVERRIDES",
+    "RESUMED_FROM",
     "SEARCH_SPACES",
     "SURPLUS",
+    "WANDB_RUN_ID",
     "WARM_START",
     "WORKER",
     "record",
@@ -48,6 +51,9 @@ SURPLUS = "surplus"  # asked by a worker after the study had its n_trials: never
 EPOCHS = "epochs"  # validation epochs run, where Optuna keeps no per-epoch values
 MODEL_PARAMS = "model_params"  # the trained model's parameter count
 WARM_START = "warm_start"  # copied from another study (hydra.sweeper.warm_start): from where
+RESUMED_FROM = "resumed_from"  # the failed trial whose last-epoch checkpoint this one went on from
+EPOCHS_LOST = "epochs_lost"  # epochs that failed trial trained after its last checkpoint
+WANDB_RUN_ID = "wandb_run_id"  # the trial's W&B run, which a trial resuming it continues
 
 
 def record(study: optuna.Study, trial: optuna.Trial, job: JobReturn) -> str | None:
@@ -62,6 +68,16 @@ def record(study: optuna.Study, trial: optuna.Trial, job: JobReturn) -> str | No
             )
     except optuna.TrialPruned:
         tell(study, trial, state=TrialState.PRUNED)
+        return None
+    except optuna.exceptions.UpdateFinishedTrialError:
+        # The run found its trial finished: its worker was silent (stopped, hung) past the
+        # heartbeat's grace period, and the trial was failed and queued again meanwhile.
+        log.warning(
+            "Trial %d was failed by a heartbeat check while its worker was silent; its retry "
+            "runs it, and this run's outcome is dropped.",
+            trial.number,
+        )
+        tell(study, trial, state=TrialState.FAIL)  # skipped: finished already
         return None
     except Exception as e:
         error = f"{type(e).__name__}: {e}"

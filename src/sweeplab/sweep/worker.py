@@ -8,6 +8,7 @@ trials; it never starts a trial while finished + running trials already reach ``
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import socket
@@ -155,7 +156,12 @@ class Worker:
             if self.reuse_repeats and stored.reuse_twin(self.study, trial):
                 progress.trial_finished(trial.number)
                 continue
-            overrides = [*sampled, *self.space.fixed, self.context(trial.number).as_override()]
+            context = self.context(trial.number)
+            # A dead worker's trial queued again goes on from its last checkpoint.
+            resumes = queries.retry_of(queries.trial(self.study, trial.number))
+            if resumes is not None:
+                context = dataclasses.replace(context, resumes=resumes)
+            overrides = [*sampled, *self.space.fixed, context.as_override()]
             to_run.append((trial, overrides))
         if not to_run:
             return
