@@ -36,6 +36,7 @@ from sweeplab import (
     trainers,
 )
 from sweeplab.errors import USER_ERRORS, ConfigError, exit_with, user_error
+from sweeplab.sweep import limits
 from sweeplab.sweep.context import NODE, TrialContext, is_pruned
 from sweeplab.sweep.progress import format_number
 from sweeplab.timing import EpochClock
@@ -65,6 +66,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     callbacks = build.instantiate_group(cfg.get("callbacks"), "callbacks")
     if context is not None:
         callbacks.append(_pruning(context, cfg.monitor))
+        callbacks += limits.for_trial(context)  # hydra.sweeper.timeout and trial_timeout
     datamodule.prepare_data()  # missing data fails here, before any logger starts a run
     loggers = build.instantiate_group(cfg.get("logger"), "logger")
     if context is not None:

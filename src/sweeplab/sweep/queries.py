@@ -33,6 +33,7 @@ __all__ = [
     "count_finished",
     "counted_trials",
     "custom_search_space",
+    "deadline",
     "duration_s",
     "epochs_run",
     "epochs_total",
@@ -50,6 +51,7 @@ __all__ = [
     "search_space",
     "search_space_history",
     "state_counts",
+    "stopped_by",
     "trial",
     "trial_rows",
     "value_columns",
@@ -65,6 +67,17 @@ LOST_WORKER = "its worker died (killed, out of memory or node lost)"
 
 def is_multi_objective(study: optuna.Study) -> bool:
     return len(study.directions) > 1
+
+
+def stopped_by(study: optuna.Study) -> str | None:
+    """Why the last sweep of the study stopped (n_trials reached, a stopping rule, too many
+    failures); ``None`` while one runs, or when it was interrupted."""
+    return study.user_attrs.get(stored.STOPPED_BY)
+
+
+def deadline(study: optuna.Study) -> float | None:
+    """When the running sweep's time budget ends (UNIX time), if it has one."""
+    return study.user_attrs.get(stored.DEADLINE)
 
 
 def objective_names(study: optuna.Study) -> list[str]:

@@ -96,6 +96,8 @@ def write_results(
         "direction": directions if len(directions) > 1 else directions[0],
         "objectives": queries.objective_names(study),
         "trials": queries.state_counts(trials),
+        # n_trials reached, a stopping rule (timeout, patience, target), or failures
+        "stopped_by": queries.stopped_by(study),
         # validation epochs run by all trials together: what pruning saves
         "epochs_total": queries.epochs_total(trials),
         # what best_of checks the overrides below against before running them
@@ -415,6 +417,7 @@ def write_markdown(
         + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()) if n)
         + reused,
         f"Objective: {goals}. Validation epochs run in all: {queries.epochs_total(trials)}.",
+        *([f"Stopped: {reason}."] if (reason := queries.stopped_by(study)) else []),
         "",
     ]
     if queries.is_multi_objective(study):

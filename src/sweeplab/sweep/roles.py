@@ -8,8 +8,10 @@ joins the study and runs the worker loop.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +27,7 @@ from sweeplab.errors import ConfigError
 from sweeplab.outputs import writable_dir
 from sweeplab.overrides import format_override
 from sweeplab.redaction import has_secret, redact
-from sweeplab.sweep import queries, report, warm_start, workers
+from sweeplab.sweep import queries, report, stopping, warm_start, workers
 from sweeplab.sweep.algorithms import build_pruner, build_sampler
 from sweeplab.sweep.conditional import with_branches
 from sweeplab.sweep.context import STORAGE_ENV, TrialContext, share_storage
@@ -34,6 +36,7 @@ from sweeplab.sweep.progress import SweepProgress
 from sweeplab.sweep.settings import SweepSettings, optuna_direction
 from sweeplab.sweep.space_check import check_space
 from sweeplab.sweep.spaces import LayerSpace, SearchSpace, base_overrides
+from sweeplab.sweep.stopping import StoppingRules
 from sweeplab.sweep.storage import local_file, open_storage
 from sweeplab.sweep.wandb_study import log_study, wandb_settings
 from sweeplab.sweep.worker import Budget, Launch, Worker
@@ -59,6 +62,7 @@ class Sweep:
     storage: BaseStorage
     budget: Budget
     sweep_dir: Path
+    started: float  # when the command (or worker) began: a time budget counts from here
     created: Path | None = None  # the directory this command made for a study it created
 
     def worker(self, launch: Launch) -> Worker:
@@ -70,9 +74,11 @@ class Sweep:
         share_storage(self.settings.storage)  # for trials in other processes, never written
 
         def context(number: int) -> TrialContext:
-            return TrialContext.for_trial(
+            shared = TrialContext.for_trial(
                 self.study.study_name, number, self.settings.storage, pruner_config
             )
+            limits = {"deadline": queries.deadline(self.study)}
+            return dataclasses.replace(shared, **limits, timeout_s=self.settings.trial_timeout)
 
         return Worker(
             self.study,
@@ -99,6 +105,7 @@ def open_sweep(
     (trying the space's values on the model when ``check_values``), and open the study.
     ``compose`` makes a trial's config from overrides and ``is_group`` tells config groups from
     values, both as Hydra's config loader does."""
+    started = time.time()
     _check_storage_setting(config, settings.storage)
     metric_names = _check_objectives(list(settings.directions), config)
     space = SearchSpace.from_overrides(
@@ -114,6 +121,8 @@ def open_sweep(
     pruner = build_pruner(settings.pruner)
     if len(settings.directions) > 1:
         _check_multi_objective(sampler, pruner)
+    rules = StoppingRules(settings.timeout, settings.patience, settings.target)
+    rules.check(list(settings.directions))
     if check_values:
         check_space(space, config, lambda extra: compose([*space.fixed, *extra]))
     identity = StudyIdentity(
@@ -140,8 +149,8 @@ def open_sweep(
         load_if_exists=True,
     )
     identity.record(study, widened)
-    budget = Budget(n_trials, settings.n_jobs, settings.max_failure_rate)
-    return Sweep(settings, config, space, study, storage, budget, sweep_dir, created)
+    budget = Budget(n_trials, settings.n_jobs, settings.max_failure_rate, rules)
+    return Sweep(settings, config, space, study, storage, budget, sweep_dir, started, created)
 
 
 def run_command(sweep: Sweep, launch: Launch) -> None:
@@ -150,6 +159,7 @@ def run_command(sweep: Sweep, launch: Launch) -> None:
     study, settings = sweep.study, sweep.settings
     if study.trials:  # a resumed sweep: a seeded sampler would replay the first run's proposals
         study.sampler.reseed_rng()
+    stopping.start_clock(study, settings.timeout, sweep.started)
     warm_start.seed(study, settings, sweep.space)  # here, not in workers: they join it seeded
     log.info(
         "Study %s in %s: %d of %d trials finished; sampler %s, pruner %s, %d worker(s)",
@@ -174,7 +184,7 @@ def run_command(sweep: Sweep, launch: Launch) -> None:
         _write_reports(sweep)
         raise
     _write_reports(sweep)
-    log.info("Results in %s", sweep.sweep_dir)
+    log.info("Study stopped: %s. Results in %s", queries.stopped_by(study), sweep.sweep_dir)
 
 
 def _write_reports(sweep: Sweep) -> None:
@@ -238,7 +248,7 @@ def _start_workers(sweep: Sweep) -> None:
             progress.poll,
         )
     finished = queries.count_finished(study)
-    if finished < sweep.budget.n_trials:
+    if finished < sweep.budget.n_trials and queries.stopped_by(study) is None:
         raise workers.WorkersFailed(
             f"The workers stopped with {finished} of {sweep.budget.n_trials} trials finished. "
             + " ".join(redact(e) for e in errors)

@@ -16,6 +16,7 @@ from optuna.trial import TrialState
 __all__ = [
     "BASE_OVERRIDES",
     "CUSTOM_SEARCH_SPACE",
+    "DEADLINE",
     "DUPLICATE_OF",
     "ENDED_BY",
     "EPOCHS",
@@ -25,6 +26,7 @@ __all__ = [
     "OVERRIDES",
     "RESUMED_FROM",
     "SEARCH_SPACES",
+    "STOPPED_BY",
     "SURPLUS",
     "WANDB_RUN_ID",
     "WARM_START",
@@ -40,6 +42,9 @@ log = logging.getLogger(__name__)
 BASE_OVERRIDES = "base_overrides"  # what every trial's overrides apply to (model, objective, ...)
 SEARCH_SPACES = "search_spaces"  # the space as created, then each widening: [{name: json}, ...]
 CUSTOM_SEARCH_SPACE = "custom_search_space"  # the dotted path of a custom space, if any
+# Study user attributes that each sweep command sets anew (stopping.py).
+DEADLINE = "deadline"  # when this command's time budget ends (UNIX time), or None
+STOPPED_BY = "stopped_by"  # why the sweep stopped before n_trials, or None
 
 # Trial user attributes.
 OVERRIDES = "overrides"  # the sampled overrides that reproduce the trial's configuration

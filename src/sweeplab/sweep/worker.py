@@ -22,17 +22,19 @@ from typing import Any
 
 import optuna
 from hydra.core.utils import JobReturn
+from omegaconf import OmegaConf
 from optuna.storages import BaseStorage, fail_stale_trials
 from optuna.trial import TrialState
 
 from sweeplab.compat.optuna import experimental, trial_id
 from sweeplab.errors import SweeplabError
 from sweeplab.redaction import redact
-from sweeplab.sweep import leases, queries
+from sweeplab.sweep import leases, queries, stopping
 from sweeplab.sweep import study as stored
 from sweeplab.sweep.context import TrialContext, handing_over
 from sweeplab.sweep.progress import SweepProgress
 from sweeplab.sweep.spaces import SearchSpace
+from sweeplab.sweep.stopping import StoppingRules
 from sweeplab.sweep.storage import has_heartbeat
 
 __all__ = ["Budget", "Launch", "SweepFailed", "Worker", "worker_name"]
@@ -51,6 +53,7 @@ class Budget:
     n_trials: int  # finished trials the study should reach, over all workers
     n_jobs: int = 1  # trials asked at once and launched as one batch
     max_failure_rate: float = 0.25  # share of n_trials that may fail before the sweep stops
+    rules: StoppingRules = StoppingRules()  # time budget, patience, target
 
     def too_many(self, failures: int) -> bool:
         return failures > self.max_failure_rate * self.n_trials
@@ -109,10 +112,16 @@ class Worker:
             finished = queries.count_finished(self.study)
             running = queries.count(self.study, TrialState.RUNNING)
             if finished >= self.budget.n_trials:
+                stopping.stop(self.study, f"{finished} of n_trials={self.budget.n_trials} finished")
                 return
             failures = queries.failures_since(self.study, first_number)
             if self.budget.too_many(len(failures)):
+                stopping.stop(self.study, f"{len(failures)} trials failed (max_failure_rate)")
                 raise SweepFailed(self._too_many_failures(failures))
+            if reason := self.budget.rules.reason(self.study, self._max_epochs()):
+                stopping.stop(self.study, reason)
+                log.info("Worker %s stops: %s", self.name, reason)
+                return
             free = self.budget.n_trials - finished - running
             if free <= 0:
                 if not self.heartbeat:  # nothing can tell a dead worker's trial from a live one
@@ -174,6 +183,10 @@ class Worker:
         for (trial, _), job in zip(to_run, returns, strict=True):
             stored.record(self.study, trial, job)
             progress.trial_finished(trial.number)
+
+    def _max_epochs(self) -> int | None:
+        """The trials' epoch budget, for predicting a trial's length."""
+        return OmegaConf.select(self.config, "trainer.max_epochs") if self.config else None
 
     @contextmanager
     def _beating(self, trial_ids: list[int]) -> Iterator[None]:
