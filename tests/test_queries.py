@@ -238,3 +238,14 @@ def test_progress_lines_read_the_study_through_queries(single: optuna.Study) -> 
     assert "best 0.3000 (trial 2) | 3/10 finished" in lines[2]
     assert "best 0.3000 (trial 2) | 4/10 finished" in lines[-1]
     assert lines[-1].startswith("Trial 6 repeats trial 2: value 0.3000 reused |")
+
+
+def test_epochs_total_counts_a_resumed_trial_s_carried_epochs_once() -> None:
+    study = optuna.create_study()
+    # trial 0 trained 3 epochs and died; its checkpoint held 2, so 1 was lost
+    add(study, 10, TrialState.FAIL, reports=(0.9, 0.8, 0.7))
+    # trial 1 went on from that checkpoint: 2 epochs carried over, 3 trained here
+    resumed = {stored.RESUMED_FROM: 0, stored.EPOCHS_LOST: 1}
+    add(study, 10, 0.5, reports=(0.9, 0.8, 0.7, 0.6, 0.5), **resumed)
+    add(study, 20, 0.4, reports=(0.4,), **{stored.WARM_START: "elsewhere"})  # ran elsewhere
+    assert queries.epochs_total(study.trials) == 3 + 3

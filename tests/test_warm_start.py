@@ -171,4 +171,5 @@ def test_a_second_sweep_warm_starts_from_the_first_s_directory(
         rows = list(csv.DictReader(f))
     assert [bool(row["warm_start"]) for row in rows] == [True, True, False, False]
     report = (sweep_dir / "report.md").read_text()
-    assert "4 trials" in report
+    assert "4 trials" in report and "2 copied from another study" in report
+    assert "Validation epochs run in all: 2." in report  # the copies' epochs ran elsewhere

@@ -119,11 +119,12 @@ def time_left(
     the rest of that mean. They run as many at a time as ran on average since the first
     trial started (the trial-seconds spent over the wall-clock time)."""
     now = now or datetime.now()
+    trials = [t for t in trials if not queries.warm_started(t)]  # copies: not run here
     trained = [
         t
         for t in trials
         if t.state in queries.FINISHED
-        and stored.DUPLICATE_OF not in t.user_attrs
+        and queries.ran(t)
         and t.datetime_start is not None
         and t.datetime_complete is not None
     ]

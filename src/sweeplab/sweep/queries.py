@@ -283,8 +283,19 @@ def state_counts(trials: list[FrozenTrial]) -> dict[str, int]:
 
 
 def epochs_total(trials: list[FrozenTrial]) -> int:
-    """Validation epochs run by the trials together: what pruning saves."""
-    return sum(epochs_run(t) for t in trials)
+    """Validation epochs run by the trials together: what pruning saves. A warm start's
+    copies ran elsewhere, and a resumed trial's epochs carried over from the trial it goes on
+    from ran once, there."""
+    by_number = {t.number: t for t in trials}
+    total = 0
+    for trial in trials:
+        if warm_started(trial):
+            continue
+        total += epochs_run(trial)
+        failed = by_number.get(trial.user_attrs.get(stored.RESUMED_FROM, -1))
+        if failed is not None:
+            total -= epochs_run(failed) - int(trial.user_attrs.get(stored.EPOCHS_LOST, 0))
+    return total
 
 
 def param_names(trials: list[FrozenTrial]) -> list[str]:

@@ -410,6 +410,8 @@ def write_markdown(
     goals = ", ".join(f"{d.name.lower()} {n}" for d, n in zip(study.directions, names, strict=True))
     repeats = sum(1 for t in trials if stored.DUPLICATE_OF in t.user_attrs)
     reused = f"; {repeats} complete by repeating an earlier trial (value reused)" if repeats else ""
+    if copies := sum(1 for t in trials if queries.warm_started(t)):
+        reused += f"; {copies} copied from another study (warm start, not run here)"
     lines = [
         f"# Sweep report: {study.study_name}",
         "",
