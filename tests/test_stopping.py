@@ -12,7 +12,9 @@ import optuna
 import pytest
 import pytorch_lightning as pl
 import torch
+import yaml
 from optuna.distributions import FloatDistribution
+from optuna.trial import TrialState
 
 from sweeplab.errors import ConfigError
 from sweeplab.sweep import queries, stopping
@@ -21,6 +23,7 @@ from sweeplab.sweep.limits import TrialLimits, TrialTimedOut
 from sweeplab.sweep.settings import SweepSettings
 from sweeplab.sweep.stopping import StoppingRules
 from sweeplab.sweep.worker import Budget
+from tests.conftest import load_study, sweep
 from tests.test_worker import Launcher, worker
 
 X = {"x": FloatDistribution(0.0, 1.0)}
@@ -170,3 +173,55 @@ def test_a_trial_past_its_time_limit_fails_wherever_it_is_and_the_alarm_is_clear
     assert time.time() - started < 5
     assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
     assert signal.getsignal(signal.SIGALRM) in (signal.SIG_DFL, None)
+
+
+MLP = ("hparams_search=mlp_optuna", "logger=none", "trainer.max_epochs=200")
+
+
+@pytest.mark.slow  # a sweep command
+def test_a_sweep_ends_within_its_time_budget_with_the_running_trial_stopped_at_an_epoch(
+    fashion_dir: Path, tmp_path: Path, isolated_env: dict[str, str]
+) -> None:
+    result = sweep(
+        fashion_dir,
+        tmp_path,
+        isolated_env,
+        *MLP,
+        "hydra.sweeper.n_trials=100",
+        "hydra.sweeper.timeout=8",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    sweep_dir = tmp_path / "sweeps" / "mlp_optuna"
+    study = load_study(sweep_dir)
+    # 200 epochs do not fit in 8 s: the first trial is stopped before the epoch that would
+    # end past the budget, and no other starts
+    [trial] = study.trials
+    assert trial.state == TrialState.PRUNED and 1 <= queries.epochs_run(trial) < 200
+    assert "time budget" in trial.user_attrs[stored.ENDED_BY]
+    started = queries.deadline(study) - 8
+    epoch_s = queries.duration_s(trial) / queries.epochs_run(trial)
+    assert trial.datetime_complete.timestamp() - started <= 8 + epoch_s + 1.0
+    results = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
+    assert "hydra.sweeper.timeout=8 s" in results["stopped_by"]
+    assert "Stopped: the time budget" in (sweep_dir / "report.md").read_text()
+
+
+@pytest.mark.slow  # a sweep command
+def test_a_trial_past_its_time_limit_is_failed_with_the_reason(
+    fashion_dir: Path, tmp_path: Path, isolated_env: dict[str, str]
+) -> None:
+    result = sweep(
+        fashion_dir,
+        tmp_path,
+        isolated_env,
+        *MLP,
+        "hydra.sweeper.n_trials=1",
+        "hydra.sweeper.trial_timeout=4",
+        "hydra.sweeper.max_failure_rate=0",
+        stops_after_work=True,
+    )
+    assert result.returncode == 1
+    assert "ran past hydra.sweeper.trial_timeout=4 s" in result.stderr
+    [trial] = load_study(tmp_path / "sweeps" / "mlp_optuna").trials
+    assert trial.state == TrialState.FAIL
+    assert queries.error_of(trial).startswith("TrialTimedOut: the trial ran past")

@@ -88,6 +88,8 @@ class SweepProgress:
         # finished as of this trial's end, so lines printed late (by a watcher) still count up
         finished = queries.finished_by(self.study, trial.datetime_complete)
         left = time_left(self.study.get_trials(deepcopy=False), self.n_trials)
+        if left is not None and (deadline := queries.deadline(self.study)) is not None:
+            left = min(left, max(deadline - time.time(), 0.0))  # hydra.sweeper.timeout ends it
         value = format_values(trial.values)
         if queries.is_multi_objective(self.study):
             best_text = f"Pareto set {len(queries.pareto_trials(self.study))} trial(s)"
