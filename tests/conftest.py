@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -125,3 +127,15 @@ def load_study(sweep_dir: Path) -> optuna.Study:
     return optuna.load_study(
         study_name=sweep_dir.name, storage=f"sqlite:///{sweep_dir / 'optuna.db'}"
     )
+
+
+def readme_commands(heading: str) -> list[list[str]]:
+    """The ``python train.py -m ...`` commands of the README section under ``heading`` (its
+    bash blocks, continuation lines joined), each as the overrides after ``-m``: tests run
+    what the README shows, so the two cannot drift apart."""
+    text = (ROOT / "README.md").read_text()
+    section = re.split(r"\n##+ ", text.split(f"\n{heading}\n", 1)[1], maxsplit=1)[0]
+    blocks = re.findall(r"```bash\n(.*?)```", section, flags=re.DOTALL)
+    lines = "\n".join(blocks).replace("\\\n", " ").splitlines()
+    commands = [shlex.split(line) for line in lines if line.startswith("python train.py -m ")]
+    return [words[3:] for words in commands]

@@ -19,15 +19,19 @@ from tests.conftest import ROOT, inspect_wandb_run
 
 pytestmark = pytest.mark.usefixtures("data_in_env")
 
+MLP_SEARCH = "hparams_search=mlp_optuna"
+
 
 def _open(
     tmp_path: Path, *overrides: str, arguments: tuple[str, ...] = (), check_values: bool = True
 ) -> roles.Sweep:
-    """Open the sweep of ``hparams_search=mlp_optuna``, as the sweeper does; ``arguments`` are
-    the command's sweep overrides, which Hydra hands the sweeper rather than composing them;
-    ``check_values=False`` skips trying the space's values (as a worker does)."""
+    """Open the sweep of ``hparams_search=mlp_optuna`` (or of the search ``overrides`` name),
+    as the sweeper does; ``arguments`` are the command's sweep overrides, which Hydra hands
+    the sweeper rather than composing them; ``check_values=False`` skips trying the space's
+    values (as a worker does)."""
     GlobalHydra.instance().clear()
-    fixed = ["hparams_search=mlp_optuna", f"hydra.sweep.dir={tmp_path / 'sweep'}", *overrides]
+    search = [] if any(o.startswith("hparams_search=") for o in overrides) else [MLP_SEARCH]
+    fixed = [*search, f"hydra.sweep.dir={tmp_path / 'sweep'}", *overrides]
     with initialize_config_dir(str(ROOT / "configs")):
         cfg = compose("train", overrides=fixed, return_hydra_config=True)
         kwargs = {k: v for k, v in cfg.hydra.sweeper.items() if k != "_target_"}

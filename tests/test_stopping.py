@@ -23,7 +23,8 @@ from sweeplab.sweep.limits import TrialLimits, TrialTimedOut
 from sweeplab.sweep.settings import SweepSettings
 from sweeplab.sweep.stopping import StoppingRules
 from sweeplab.sweep.worker import Budget
-from tests.conftest import load_study, sweep
+from tests.conftest import load_study, readme_commands, sweep
+from tests.test_roles import _open
 from tests.test_worker import Launcher, worker
 
 X = {"x": FloatDistribution(0.0, 1.0)}
@@ -76,6 +77,24 @@ def test_the_time_budget_starts_no_trial_it_could_not_finish() -> None:
     stopping.start_clock(study, None, time.time())  # a new command without a budget
     assert rules.reason(study, max_epochs=8) is None
     assert queries.deadline(study) is None and queries.stopped_by(study) is None
+
+
+@pytest.mark.usefixtures("data_in_env")
+@pytest.mark.parametrize("command", readme_commands("### Budgets and stopping rules"))
+def test_the_readme_s_stopping_rules_open_their_sweep(tmp_path: Path, command: list[str]) -> None:
+    opened = _open(tmp_path, *command, check_values=False)
+    limits = ("timeout", "trial_timeout", "patience", "target")
+    given = {
+        key.removeprefix("hydra.sweeper."): float(value)
+        for key, value in (o.split("=", 1) for o in command)
+        if key.removeprefix("hydra.sweeper.") in limits
+    }
+    assert given  # each command shows a limit
+    assert {key: getattr(opened.settings, key) for key in given} == given
+    rules = opened.budget.rules  # what every worker checks
+    assert (rules.timeout, rules.patience, rules.target) == tuple(
+        getattr(opened.settings, key) for key in ("timeout", "patience", "target")
+    )
 
 
 def test_patience_and_target_are_refused_for_several_objectives() -> None:

@@ -16,15 +16,13 @@ from sweeplab.errors import ConfigError
 from sweeplab.sweep import queries, roles, warm_start
 from sweeplab.sweep import study as stored
 from sweeplab.sweep.report import RESULTS_FILE
-from tests.conftest import load_study, sweep
+from tests.conftest import load_study, readme_commands, sweep
 from tests.test_roles import _open, _sampled_trials
 
 pytestmark = pytest.mark.usefixtures("data_in_env")
 
-SETS = (
-    "hydra.sweeper.enqueue=[['model.net.units=100','model.optimizer.lr=0.001'],"
-    "['model/optimizer=sgd','model.net.hidden_units=[75,100]']]"
-)
+# the README's enqueue command
+[SETS] = [o for c in readme_commands("### Warm starts") for o in c if "sweeper.enqueue=" in o]
 
 
 def _seeded(tmp_path: Path, *overrides: str) -> roles.Sweep:
