@@ -71,6 +71,15 @@ class PostgresServer:
     host: str
     port: int
     bindir: Path
+    # pg_ctl as the postgres user, for restarting the server under a running sweep
+    control: Callable[..., None] = lambda *args: None
+
+    def restart(self, down_s: float = 0.0) -> None:
+        """Stop the server (fast: open connections are cut, as by a crash or an upgrade),
+        stay down ``down_s`` seconds, start it again on the same port and data."""
+        self.control("stop", "-m", "fast")
+        time.sleep(down_s)
+        self.control("start")
 
     def new_database(self, name: str) -> str:
         """Create database ``name``; return its SQLAlchemy URL (psycopg 3 driver)."""
@@ -114,11 +123,16 @@ def postgres_server() -> Iterator[PostgresServer]:
 
         as_postgres("initdb", "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
         options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
-        as_postgres("pg_ctl", "-D", str(data), "-l", str(log), "-w", "-o", options, "start")
+
+        def control(action: str, *args: str) -> None:
+            started = ("-l", str(log), "-o", options) if action == "start" else ()
+            as_postgres("pg_ctl", "-D", str(data), "-w", *started, *args, action)
+
+        control("start")
         try:
-            yield PostgresServer(host="127.0.0.1", port=port, bindir=bindir)
+            yield PostgresServer(host="127.0.0.1", port=port, bindir=bindir, control=control)
         finally:
-            as_postgres("pg_ctl", "-D", str(data), "-m", "fast", "-w", "stop")
+            control("stop", "-m", "fast")
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

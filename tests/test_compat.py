@@ -73,3 +73,47 @@ def test_hydra_discovers_the_sweeper_through_its_entry_point_without_heavy_impor
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert "SweeplabOptunaSweeper" in out.stdout and out.stdout.strip().endswith("[]"), out.stdout
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")
+def test_every_database_call_of_a_study_waits_for_a_lost_connection(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every other connection attempt fails, as while a server restarts: asks, reports,
+    tells, heartbeats, the stale check and the reads all get through (their retries wrap
+    the private RDBStorage methods Optuna's cache calls; a renamed one would fail here)."""
+    import sqlite3
+
+    import sqlalchemy
+    from optuna.storages import fail_stale_trials
+    from optuna.trial import TrialState
+
+    from sweeplab.sweep import reconnect
+
+    monkeypatch.setattr(reconnect, "FIRST_PAUSE_S", 0.001)
+    with experimental():
+        storage = reconnect.ReconnectingRDBStorage(
+            f"sqlite:///{tmp_path / 'study.db'}",
+            engine_kwargs={"poolclass": sqlalchemy.pool.NullPool},  # a connection per call
+            heartbeat_interval=1,
+        )
+    attempts = []
+
+    @sqlalchemy.event.listens_for(storage.engine, "do_connect")
+    def flaky(*_: object) -> None:
+        attempts.append(1)
+        if len(attempts) % 2:
+            raise sqlite3.OperationalError("connection refused (the server restarts)")
+
+    study = optuna.create_study(study_name="s", storage=storage)
+    for k in range(3):
+        trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+        storage.record_heartbeat(trial_id(trial))
+        trial.report(0.5, step=0)
+        trial.set_user_attr("k", k)
+        with experimental():
+            fail_stale_trials(study)
+        study.tell(trial, trial.params["x"])
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3
+    assert study.best_trial.user_attrs["k"] in (0, 1, 2)
+    assert len(attempts) > 20  # the failures did happen

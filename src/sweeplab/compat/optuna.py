@@ -16,7 +16,17 @@ from contextlib import contextmanager
 import optuna
 from optuna.trial import FrozenTrial
 
-__all__ = ["experimental", "trial_by_number", "trial_id"]
+__all__ = ["experimental", "rdb_database_calls", "trial_by_number", "trial_id"]
+
+# RDBStorage's private methods that Optuna's cache in front of it (what a Study over an RDB
+# storage really calls) uses instead of the public ones, and fail_stale_trials' stale check.
+RDB_PRIVATE_CALLS = (
+    "_create_new_trial",
+    "_set_trial_param",
+    "_get_best_trial_id",
+    "_get_trials",
+    "_get_stale_trial_ids",
+)
 
 
 def trial_id(trial: optuna.Trial | FrozenTrial) -> int:
@@ -28,6 +38,23 @@ def trial_by_number(study: optuna.Study, number: int) -> optuna.Trial:
     """A live handle on trial ``number``, e.g. for reporting from the process that runs it."""
     [frozen] = [t for t in study.get_trials(deepcopy=False) if t.number == number]
     return optuna.Trial(study, trial_id(frozen))
+
+
+def rdb_database_calls() -> tuple[str, ...]:
+    """Every ``RDBStorage`` method through which a study, a heartbeat or a stale check reaches
+    the database: the storage API (``BaseStorage``), ``record_heartbeat``, and the private
+    methods in :data:`RDB_PRIVATE_CALLS`."""
+    from optuna.storages import BaseStorage, RDBStorage
+
+    public = [  # remove_session only drops this thread's session
+        n
+        for n in vars(BaseStorage)
+        if not n.startswith("_") and n != "remove_session" and callable(getattr(BaseStorage, n))
+    ]
+    names = (*sorted(public), "record_heartbeat", *RDB_PRIVATE_CALLS)
+    if missing := [n for n in names if not callable(getattr(RDBStorage, n, None))]:
+        raise RuntimeError(f"optuna {optuna.__version__}'s RDBStorage has no {missing}")
+    return names
 
 
 @contextmanager

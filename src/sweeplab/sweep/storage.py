@@ -28,6 +28,7 @@ from sweeplab.compat.optuna import experimental
 from sweeplab.errors import ConfigError
 from sweeplab.redaction import redact
 from sweeplab.sweep.leases import RetryingJournalStorage
+from sweeplab.sweep.reconnect import ReconnectingRDBStorage
 from sweeplab.sweep.settings import Heartbeat
 
 __all__ = [
@@ -226,9 +227,14 @@ def _rdb_storage(
     Optuna's tables, and the losers (a duplicate key or table) simply try again. A server
     that cannot be reached is tried ``CONNECT_ATTEMPTS`` times, a second apart."""
 
+    # A server may restart under a long sweep: its calls wait for it (reconnect.py). A SQLite
+    # file has no server to wait for; its OperationalErrors (a lock held past the 60 s
+    # timeout, a full or read-only disk) are reported at once.
+    kind = RDBStorage if url.startswith("sqlite") else ReconnectingRDBStorage
+
     def connect() -> RDBStorage:
         with experimental():  # heartbeats: experimental since Optuna 2.8
-            return RDBStorage(url, engine_kwargs=engine_kwargs, **_heartbeat_options(heartbeat))
+            return kind(url, engine_kwargs=engine_kwargs, **_heartbeat_options(heartbeat))
 
     unreachable = 0
     while True:
