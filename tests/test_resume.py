@@ -237,6 +237,11 @@ def test_a_killed_worker_s_trial_resumes_from_its_last_checkpoint(
     with (sweep_dir / "trials.csv").open() as f:
         rows = list(csv.DictReader(f))
     assert [row["epochs_lost"] for row in rows] == ["", str(retry.user_attrs[stored.EPOCHS_LOST])]
+    lost = retry.user_attrs[stored.EPOCHS_LOST]
+    assert (
+        f"1 retried after their worker died ({lost} epoch(s) lost)"
+        in (sweep_dir / "report.md").read_text()
+    )
 
 
 @pytest.mark.slow

@@ -412,6 +412,9 @@ def write_markdown(
     reused = f"; {repeats} complete by repeating an earlier trial (value reused)" if repeats else ""
     if copies := sum(1 for t in trials if queries.warm_started(t)):
         reused += f"; {copies} copied from another study (warm start, not run here)"
+    if retries := [t for t in trials if stored.EPOCHS_LOST in t.user_attrs]:
+        lost = sum(int(t.user_attrs[stored.EPOCHS_LOST]) for t in retries)
+        reused += f"; {len(retries)} retried after their worker died ({lost} epoch(s) lost)"
     lines = [
         f"# Sweep report: {study.study_name}",
         "",
