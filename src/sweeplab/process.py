@@ -16,6 +16,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import gc
+import logging
 import os
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
@@ -27,6 +28,7 @@ __all__ = [
     "apply",
     "imports_without_gc",
     "is_glibc",
+    "log_write_errors_dropped",
     "malloc_keeps_freed_memory",
     "plots_off_screen",
     "thread_environment",
@@ -86,6 +88,19 @@ def apply(*, keep_freed_memory: bool = True, threads: int | None = None) -> None
         import torch  # the entry points that call this have imported it already
 
         torch.set_num_threads(threads)
+
+
+@contextmanager
+def log_write_errors_dropped() -> Iterator[None]:
+    """Within the block, a log record that a handler cannot write (its file on a full disk)
+    is dropped, instead of the standard library printing a traceback per record ("--- Logging
+    error ---"): the sweep's own error then says once why the disk refused its files."""
+    previous = logging.raiseExceptions
+    logging.raiseExceptions = False
+    try:
+        yield
+    finally:
+        logging.raiseExceptions = previous
 
 
 def is_glibc() -> bool:

@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from optuna.storages import BaseStorage
 
 from sweeplab.checks import objectives
-from sweeplab.errors import ConfigError
+from sweeplab.errors import ConfigError, SweeplabError
 from sweeplab.outputs import writable_dir
 from sweeplab.overrides import format_override
 from sweeplab.redaction import has_secret, redact
@@ -42,7 +42,7 @@ from sweeplab.sweep.wandb_study import log_study, wandb_settings
 from sweeplab.sweep.worker import Budget, Launch, Worker
 from sweeplab.trust import check_trusted, trusted_targets
 
-__all__ = ["Sweep", "open_sweep", "run_command", "run_worker"]
+__all__ = ["ReportsNotWritten", "Sweep", "open_sweep", "run_command", "run_worker"]
 
 log = logging.getLogger(__name__)
 
@@ -178,17 +178,37 @@ def run_command(sweep: Sweep, launch: Launch) -> None:
             _start_workers(sweep)
     except Exception:
         if not _discard_if_untouched(sweep):
-            _write_reports(sweep)
+            _write_reports(sweep, failing=True)
         raise
     except BaseException:  # a signal: the stopped trials are queued for the resume
-        _write_reports(sweep)
+        _write_reports(sweep, failing=True)
         raise
     _write_reports(sweep)
     log.info("Study stopped: %s. Results in %s", queries.stopped_by(study), sweep.sweep_dir)
 
 
-def _write_reports(sweep: Sweep) -> None:
-    plots = report.write_all(sweep.study, sweep.sweep_dir, sweep.settings.storage)
+class ReportsNotWritten(SweeplabError):
+    """The sweep directory refused the reports (a full or read-only disk)."""
+
+
+def _write_reports(sweep: Sweep, *, failing: bool = False) -> None:
+    """Write the reports. A disk that refuses them loses no result (the study holds every
+    trial; each report file is replaced atomically, so an old one stays whole), and the same
+    command writes them again: one paragraph, or, while the sweep ``failing`` already has
+    its own error, a warning that leaves that error to be the one shown."""
+    try:
+        plots = report.write_all(sweep.study, sweep.sweep_dir, sweep.settings.storage)
+    except OSError as e:
+        message = (
+            f"The sweep's reports could not be written in {sweep.sweep_dir}: "
+            f"{e.strerror or e}. Every finished trial is kept in the study "
+            f"({redact(sweep.settings.storage)}); free space there (or make it writable), "
+            "then run the same command again: it writes the reports of the study as it stands."
+        )
+        if failing:
+            log.warning(message)
+            return
+        raise ReportsNotWritten(message) from None
     wandb = wandb_settings(sweep.config)
     if wandb is not None:
         log_study(sweep.study, sweep.sweep_dir, plots, wandb, sweep.settings.storage)

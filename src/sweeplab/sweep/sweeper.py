@@ -53,7 +53,7 @@ class SweeplabOptunaSweeper(Sweeper):
         )
 
     def sweep(self, arguments: list[str]) -> None:
-        from sweeplab import quiet, signals
+        from sweeplab import process, quiet, signals
         from sweeplab.errors import USER_ERRORS, exit_with, user_error
         from sweeplab.sweep import roles, workers
         from sweeplab.sweep.settings import SweepSettings
@@ -64,7 +64,7 @@ class SweeplabOptunaSweeper(Sweeper):
         worker_index = workers.worker_index()
         sweep: roles.Sweep | None = None
         try:
-            with signals.stopping(), quiet.known_noise():
+            with signals.stopping(), quiet.known_noise(), process.log_write_errors_dropped():
                 sweep = roles.open_sweep(
                     SweepSettings.from_kwargs(self.settings),
                     config,
@@ -99,6 +99,10 @@ class SweeplabOptunaSweeper(Sweeper):
                 if signals.as_stopped(e) is not None:
                     workers.requeue_interrupted(sweep.study, sweep.storage)
                     raise
+                if isinstance(e, OSError):
+                    # Hydra could not write the trials' own files (a full or read-only disk):
+                    # they fail with that reason, which max_failure_rate weighs like any other.
+                    return [JobReturn(status=JobStatus.FAILED, _return_value=e) for _ in batch]
                 if isinstance(e, Exception):  # a trial's own errors come back in its JobReturn
                     raise ConfigError(
                         f"The launcher ({type(launcher).__name__}) refused to start trials: "
