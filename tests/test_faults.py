@@ -5,6 +5,8 @@ trained trial has its own ``trial_<n>/metrics.json`` (no trial lost, none run tw
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import subprocess
 import threading
@@ -20,8 +22,9 @@ import yaml
 from optuna.trial import FrozenTrial, TrialState
 
 from sweeplab.sweep import queries
+from sweeplab.sweep import study as stored
 from tests.conftest import sweep
-from tests.services import PostgresServer
+from tests.services import PostgresServer, SlurmCluster
 
 pytestmark = pytest.mark.slow  # every test runs a sweep on real servers or a real filesystem
 
@@ -105,10 +108,9 @@ def test_a_postgresql_restart_mid_sweep_loses_no_trial(
             stops_after_work=True,
         )
     )
+    study = lambda: optuna.load_study(study_name="mlp_optuna", storage=url)  # noqa: E731
     running = wait_for(
-        lambda: running_with_epochs(
-            lambda: optuna.load_study(study_name="mlp_optuna", storage=url), 1
-        ),
+        lambda: running_with_epochs(study, 1),
         "a trial past its first epoch",
         thread,
     )
@@ -210,3 +212,69 @@ def test_a_full_disk_fails_trials_with_its_reason_and_keeps_every_finished_resul
         study = optuna.load_study(study_name="mlp_optuna", storage=storage)
         check_exact(study, sweep_dir, 4)
         assert queries.count(study, TrialState.FAIL) == 2  # the full disk's, kept as such
+
+
+# 2. A SLURM worker job requeued mid-trial.
+
+
+def test_a_slurm_worker_requeued_mid_trial_resumes_its_trial(
+    fashion_dir: Path,
+    tmp_path: Path,
+    isolated_env: dict[str, str],
+    postgres: PostgresServer,
+    slurm: SlurmCluster,
+) -> None:
+    """`scontrol requeue` of a worker's job mid-trial (what a preemption with requeue does):
+    SLURM stops the job (SIGTERM), the worker queues its trial again and exits, SLURM starts
+    the job again, and a worker goes on with the trial from its last checkpoint."""
+    url = postgres.new_database("requeued")
+    env = {**isolated_env, **slurm.env}
+    thread, out = in_background(
+        lambda: sweep(
+            fashion_dir,
+            tmp_path,
+            env,
+            *MLP,
+            "trainer.max_epochs=6",
+            "hydra.sweeper.n_trials=3",
+            f"hydra.sweeper.storage={url}",
+            "hydra/sweeper/cluster=slurm",
+            f"hydra.sweeper.cluster.partition={slurm.partition}",
+            "hydra.sweeper.workers=2",
+            "hydra.sweeper.cluster.cpus_per_worker=1",
+            "hydra.sweeper.cluster.mem_gb=1",
+            "hydra.sweeper.cluster.timeout_min=10",
+            "hydra.sweeper.heartbeat.interval=1",
+            "hydra.sweeper.heartbeat.grace_period=5",
+            stops_after_work=True,
+        )
+    )
+    [victim, *_] = wait_for(
+        lambda: running_with_epochs(
+            lambda: optuna.load_study(study_name="mlp_optuna", storage=url), 2
+        ),
+        "a trial past its second epoch",
+        thread,
+        timeout=240,
+    )
+    job = re.search(r"SLURM job (\d+)", victim.user_attrs[stored.WORKER])
+    assert job, victim.user_attrs
+    requeue = subprocess.run(
+        ["scontrol", "requeue", job.group(1)],
+        env={**os.environ, **slurm.env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert requeue.returncode == 0, requeue.stderr
+    thread.join(timeout=400)
+    result = out["result"]
+    assert result.returncode == 0, result.stderr[-3000:]
+    sweep_dir = tmp_path / "sweeps" / "mlp_optuna"
+    study = optuna.load_study(study_name="mlp_optuna", storage=url)
+    check_exact(study, sweep_dir, 3)
+    stopped = study.trials[victim.number]
+    assert stopped.state == TrialState.FAIL and stored.ERROR not in stopped.user_attrs
+    [retry] = [t for t in study.trials if queries.retry_of(t) == victim.number]
+    assert retry.state in queries.FINISHED and retry.params == victim.params
+    assert retry.user_attrs.get(stored.RESUMED_FROM) == victim.number  # from its checkpoint
