@@ -15,6 +15,7 @@ from optuna.trial import TrialState
 from sweeplab.errors import ConfigError
 from sweeplab.sweep import queries, roles, warm_start
 from sweeplab.sweep import study as stored
+from sweeplab.sweep.enqueue import enqueued_params
 from sweeplab.sweep.report import RESULTS_FILE
 from tests.conftest import load_study, readme_commands, sweep
 from tests.test_roles import _open, _sampled_trials
@@ -68,7 +69,7 @@ def test_an_enqueued_set_fixes_a_conditional_key_under_the_option_it_chooses(
     tmp_path: Path,
 ) -> None:
     arch = _open(tmp_path, "hparams_search=arch_optuna", "name=arch", check_values=False)
-    [params] = warm_start.enqueued_params([["model=cnn", "model.net.filters=[32,64]"]], arch.space)
+    [params] = enqueued_params([["model=cnn", "model.net.filters=[32,64]"]], arch.space)
     assert params == {
         "model": "cnn",
         "cnn:num_blocks": 2,
@@ -76,7 +77,7 @@ def test_an_enqueued_set_fixes_a_conditional_key_under_the_option_it_chooses(
         "cnn:model.net.filters[1]": 64,
     }
     with pytest.raises(ConfigError, match="only the space of model=cnn searches"):
-        warm_start.enqueued_params([["model.net.filters=[32]"]], arch.space)
+        enqueued_params([["model.net.filters=[32]"]], arch.space)
 
 
 def _source(tmp_path: Path) -> Path:
