@@ -37,7 +37,7 @@ from tests.conftest import sweep  # noqa: E402
 from tests.services import postgres_server, slurm_cluster  # noqa: E402
 from tests.test_faults import fill, in_background, running_with_epochs, wait_for  # noqa: E402
 
-MLP = ("hparams_search=mlp_optuna", "logger=none", "data.train_subset=1000")
+MLP = ("hparams_search=mlp_optuna", "logger=none", "data.train_subset=3000")
 
 
 def outcome(study: optuna.Study, sweep_dir: Path, before: dict[int, Any] | None = None) -> dict:
@@ -69,7 +69,7 @@ def postgres_restart(data_dir: str, root: Path, env: dict[str, str]) -> dict:
                 root,
                 env,
                 *MLP,
-                "trainer.max_epochs=4",
+                "trainer.max_epochs=6",
                 "hydra.sweeper.n_trials=8",
                 "hydra.sweeper.workers=2",
                 f"hydra.sweeper.storage={url}",
@@ -84,6 +84,7 @@ def postgres_restart(data_dir: str, root: Path, env: dict[str, str]) -> dict:
             server.restart(down_s=down_s)
             time.sleep(5)
         thread.join()
+        assert out["result"].returncode == 0, out["result"].stderr[-3000:]
         return {
             "what": "PostgreSQL stopped (fast) and restarted twice mid-trial: down 3 s, then "
             "10 s; 2 workers",
