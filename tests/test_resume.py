@@ -28,7 +28,7 @@ from sweeplab.errors import ConfigError
 from sweeplab.sweep import queries
 from sweeplab.sweep import study as stored
 from sweeplab.sweep.context import NODE, TrialContext
-from sweeplab.train import last_checkpoint
+from sweeplab.sweep.resume import last_checkpoint
 from sweeplab.trainers import Resumable
 from tests.conftest import QUICK, ROOT
 

@@ -8,7 +8,6 @@ user error fails the trial instead of ending the process.
 from __future__ import annotations
 
 import logging
-import re
 import secrets
 import time
 from pathlib import Path
@@ -36,12 +35,12 @@ from sweeplab import (
     trainers,
 )
 from sweeplab.errors import USER_ERRORS, ConfigError, exit_with, user_error
-from sweeplab.sweep import limits
+from sweeplab.sweep import limits, resume
 from sweeplab.sweep.context import NODE, TrialContext, is_pruned
 from sweeplab.sweep.progress import format_number
 from sweeplab.timing import EpochClock
 
-__all__ = ["last_checkpoint", "main", "objective", "run", "trial_context"]
+__all__ = ["main", "objective", "run", "trial_context"]
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +69,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     datamodule.prepare_data()  # missing data fails here, before any logger starts a run
     loggers = build.instantiate_group(cfg.get("logger"), "logger")
     if context is not None:
-        callbacks = _resumable(context, callbacks, loggers)
+        callbacks = resume.resumable(context, callbacks, loggers)
     if not loggers:  # the LR monitor has nowhere to write without a logger
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     clock = EpochClock()
@@ -84,7 +83,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         **switches,
     )
 
-    resume_from = _resume_checkpoint(context, trainer, Path(cfg.paths.output_dir))
+    resume_from = resume.resume_checkpoint(context, trainer, Path(cfg.paths.output_dir))
     state, keep_last = "failed", False
     try:
         for logger in loggers:
@@ -114,7 +113,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     finally:
         tracking.finish(loggers, state)
         if context is not None and not keep_last:
-            _drop_last_checkpoints(context, trainer, resume_from)
+            resume.drop_last_checkpoints(context, trainer, resume_from)
 
     result = {**_record(cfg, trainer, clock, seed, started), "metrics": metrics}
     path = record.write(Path(cfg.paths.output_dir), result)
@@ -241,94 +240,7 @@ def _context_or_none(cfg: DictConfig) -> TrialContext | None:
 def _pruning(context: TrialContext, monitor: str) -> pl.Callback:
     from sweeplab.sweep.pruning import OptunaPruning  # Optuna's callback: trials only
 
-    return OptunaPruning(context.trial(), monitor, _failed_trial(context))
-
-
-# Trials that resume: a trial keeps a last-epoch checkpoint (last.ckpt, next to best.ckpt)
-# while it runs; a retry of a dead worker's trial goes on from it, in its own directory.
-
-
-def _failed_trial(context: TrialContext) -> Any:
-    """The failed trial (frozen) that this trial retries, or ``None``."""
-    if context.resumes is None:
-        return None
-    from sweeplab.sweep import queries
-
-    return queries.trial(context.trial().study, context.resumes)
-
-
-def _resumable(
-    context: TrialContext, callbacks: list[pl.Callback], loggers: list[Any]
-) -> list[pl.Callback]:
-    """A trial's callbacks with a ``last.ckpt`` written every epoch and what going on from
-    one needs (:class:`trainers.Resumable`); a retry logs to the failed trial's W&B run."""
-    for callback in callbacks:
-        if isinstance(callback, ModelCheckpoint) and not callback.save_last:
-            callback.save_last = True
-    if (failed := _failed_trial(context)) is not None:
-        from sweeplab.sweep import study as stored
-
-        tracking.continue_run(loggers, failed.user_attrs.get(stored.WANDB_RUN_ID))
-    return [*callbacks, trainers.Resumable()]
-
-
-def last_checkpoint(
-    run_dir: Path, number: int, resumes: int, checkpoint_dir: Path, name: str
-) -> Path | None:
-    """The last-epoch checkpoint ``name`` that trial ``resumes`` left, if there is one: its run
-    directory is this trial's (``run_dir``, of trial ``number``) with the other number, as the
-    sweep names them (``trial_<number>``), and its checkpoints are where this trial's go."""
-    run_dir, checkpoint_dir = run_dir.resolve(), checkpoint_dir.resolve()
-    match = re.fullmatch(rf"(.*\D)?{number}", run_dir.name)
-    if match is None or not checkpoint_dir.is_relative_to(run_dir):
-        log.warning(
-            "Trial %d cannot go on from trial %d's checkpoint: its run directory %s is not "
-            "named by its number (hydra.sweep.subdir), or its checkpoints are outside it.",
-            number,
-            resumes,
-            run_dir,
-        )
-        return None
-    failed_dir = run_dir.with_name(f"{match[1] or ''}{resumes}")
-    path = failed_dir / checkpoint_dir.relative_to(run_dir) / name
-    return path if path.is_file() else None
-
-
-def _resume_checkpoint(
-    context: TrialContext | None, trainer: pl.Trainer, run_dir: Path
-) -> Path | None:
-    """The checkpoint a retry goes on from; ``None`` (a fresh start) for any other run, and
-    for a retry of a trial that died in its first epoch."""
-    callback = trainer.checkpoint_callback
-    if context is None or context.resumes is None or not isinstance(callback, ModelCheckpoint):
-        return None
-    if callback.dirpath is None:
-        return None
-    name = f"{callback.CHECKPOINT_NAME_LAST}{callback.FILE_EXTENSION}"
-    return last_checkpoint(run_dir, context.number, context.resumes, Path(callback.dirpath), name)
-
-
-def _drop_last_checkpoints(
-    context: TrialContext, trainer: pl.Trainer, resumed_from: Path | None
-) -> None:
-    """Remove the trial's ``last.ckpt`` (and the one it went on from) once its outcome is its
-    own: not when a heartbeat check has failed it meanwhile, for its retry goes on from it."""
-    from optuna.trial import TrialState
-
-    from sweeplab.sweep import queries
-
-    trial = context.trial()
-    try:
-        if queries.trial(trial.study, trial.number).state != TrialState.RUNNING:
-            return
-    except Exception as e:  # the storage is unreachable: keep the checkpoints, to be safe
-        log.warning("Kept trial %d's last.ckpt: cannot read its state (%s)", trial.number, e)
-        return
-    callback = trainer.checkpoint_callback
-    own = getattr(callback, "last_model_path", None) if callback is not None else None
-    for path in (own, resumed_from):
-        if path:
-            Path(path).unlink(missing_ok=True)
+    return OptunaPruning(context.trial(), monitor, resume.failed_trial(context))
 
 
 def objective(result: dict[str, Any]) -> float | tuple[float, ...]:
