@@ -217,6 +217,28 @@ def test_a_full_disk_fails_trials_with_its_reason_and_keeps_every_finished_resul
 # 2. A SLURM worker job requeued mid-trial.
 
 
+def release_requeued(job_id: str, slurm: SlurmCluster, timeout_s: float = 150) -> None:
+    """Once SLURM has requeued the job (it is PENDING again), let it start now."""
+    env = {**os.environ, **slurm.env}
+    deadline = time.time() + timeout_s
+    pending = False
+    while time.time() < deadline:
+        state = subprocess.run(
+            ["squeue", "-h", "-j", job_id, "-o", "%T"], env=env, capture_output=True, text=True
+        ).stdout.strip()
+        if state == "PENDING":
+            pending = True
+            subprocess.run(
+                ["scontrol", "update", f"JobId={job_id}", "StartTime=now"],
+                env=env,
+                capture_output=True,
+                check=False,
+            )
+        elif pending or not state:  # running again, or gone
+            return
+        time.sleep(1)
+
+
 def test_a_slurm_worker_requeued_mid_trial_resumes_its_trial(
     fashion_dir: Path,
     tmp_path: Path,
@@ -224,9 +246,10 @@ def test_a_slurm_worker_requeued_mid_trial_resumes_its_trial(
     postgres: PostgresServer,
     slurm: SlurmCluster,
 ) -> None:
-    """`scontrol requeue` of a worker's job mid-trial (what a preemption with requeue does):
-    SLURM stops the job (SIGTERM), the worker queues its trial again and exits, SLURM starts
-    the job again, and a worker goes on with the trial from its last checkpoint."""
+    """`scontrol requeue` of the one worker's job mid-trial (what a preemption that requeues
+    does): SLURM stops the job (SIGTERM), the worker queues its trial again and exits, SLURM
+    runs the job again, and its worker goes on with the trial from its last checkpoint; the
+    sweep command waits for the job's second run."""
     url = postgres.new_database("requeued")
     env = {**isolated_env, **slurm.env}
     thread, out = in_background(
@@ -240,7 +263,7 @@ def test_a_slurm_worker_requeued_mid_trial_resumes_its_trial(
             f"hydra.sweeper.storage={url}",
             "hydra/sweeper/cluster=slurm",
             f"hydra.sweeper.cluster.partition={slurm.partition}",
-            "hydra.sweeper.workers=2",
+            "hydra.sweeper.workers=1",
             "hydra.sweeper.cluster.cpus_per_worker=1",
             "hydra.sweeper.cluster.mem_gb=1",
             "hydra.sweeper.cluster.timeout_min=10",
@@ -267,6 +290,9 @@ def test_a_slurm_worker_requeued_mid_trial_resumes_its_trial(
         check=False,
     )
     assert requeue.returncode == 0, requeue.stderr
+    # SLURM holds a requeued batch job about two minutes before it may start again; a test
+    # need not wait that long (a cluster's own delay is what it is)
+    release_requeued(job.group(1), slurm)
     thread.join(timeout=400)
     result = out["result"]
     assert result.returncode == 0, result.stderr[-3000:]

@@ -25,7 +25,7 @@ SPACE = {
 }
 PARAMS = {"model.net.units": 100, "model/optimizer": "sgd", "model.net.hidden_units[0]": 75}
 SAMPLED = ["model.net.units=100", "model/optimizer=sgd", "model.net.hidden_units=[75]"]
-OWNED = "+callbacks.x._target_=sweeplab.sweep.workers._run_worker_job"
+OWNED = "+callbacks.x._target_=subprocess.run"  # would run callbacks.x.args
 
 
 def _sweep_dir(tmp_path: Path) -> Path:
@@ -74,7 +74,7 @@ def test_a_sweep_directory_and_its_study_give_the_overrides_the_sweep_wrote(
 @pytest.mark.parametrize(
     ("best_overrides", "why"),
     [
-        ([*BASE, *SAMPLED, OWNED, "+callbacks.x.command=[touch,owned.txt]"], "_target_"),
+        ([*BASE, *SAMPLED, OWNED, "+callbacks.x.args=[touch,owned.txt]"], "_target_"),
         ([*BASE, "model.net.units=${oc.env:HOME}"], "interpolates"),
         ([*BASE, "hydra/launcher=joblib"], "sets Hydra itself"),
         ([*BASE, "trainer.max_epochs=100000"], "neither a base override"),
@@ -117,7 +117,7 @@ def test_a_w_and_b_sweep_cannot_hand_train_py_a_target(
 ) -> None:
     env = {**isolated_env, "WANDB_SWEEP_ID": "abc123"}
     result = run_entry(
-        "train.py", OWNED, "++callbacks.x.command=[touch,owned.txt]", env=env, log_dir=tmp_path
+        "train.py", OWNED, "++callbacks.x.args=[touch,owned.txt]", env=env, log_dir=tmp_path
     )
     assert result.returncode == 1 and "W&B sweep's arguments names a `_target_`" in result.stderr
     assert not (tmp_path / "owned.txt").exists() and not (ROOT / "owned.txt").exists()

@@ -30,7 +30,7 @@ def test_every_target_in_configs_is_trusted_and_sweeplabs_list_is_exactly_theirs
     "target",
     [
         "sweeplab.sweep.workers.run_local",  # starts processes
-        "sweeplab.sweep.workers._run_worker_job",
+        "sweeplab.sweep.slurm_job.WorkerJob",  # runs a worker command
         "sweeplab.process.apply",
         "pytorch_lightning.utilities.rank_zero.rank_zero_info",
         "torch.optim.swa_utils.AveragedModel",  # under torch.optim, not an optimizer

@@ -240,11 +240,13 @@ def error_of(trial: FrozenTrial) -> str | None:
 
 
 def had_outcome(trial: FrozenTrial) -> bool:
-    """Whether a run of this study told it how ``trial`` went (a value, a prune, its error);
-    a warm start's copy was not run here."""
+    """Whether a run of this study told it how ``trial`` went (a value, a prune, its error,
+    or why it was ended from outside: a stop that queued it again, a dead worker); a warm
+    start's copy was not run here."""
     if warm_started(trial):
         return False
-    return trial.state in FINISHED or stored.ERROR in trial.user_attrs
+    attrs = trial.user_attrs
+    return trial.state in FINISHED or stored.ERROR in attrs or stored.ENDED_BY in attrs
 
 
 def ran(trial: FrozenTrial) -> bool:

@@ -27,6 +27,7 @@ from sweeplab.errors import ConfigError, SweeplabError
 from sweeplab.sweep import study as stored
 from sweeplab.sweep.leases import fail_and_requeue
 from sweeplab.sweep.settings import Slurm
+from sweeplab.sweep.slurm_job import WorkerJob
 from sweeplab.sweep.worker import worker_name
 
 __all__ = [
@@ -167,11 +168,6 @@ def describe_exit(index: int, code: int, log_dir: Path) -> str:
     return f"Worker {index} exited with status {code}: {reason}"
 
 
-def _run_worker_job(command: list[str], env_updates: dict[str, str]) -> None:
-    """Inside a SLURM job: run the worker with SLURM's own environment (its GPU included)."""
-    subprocess.run(command, env={**os.environ, **env_updates}, check=True)
-
-
 def run_slurm(
     command: list[str],
     workers: int,
@@ -204,7 +200,7 @@ def run_slurm(
     try:
         jobs = [
             executor.submit(
-                _run_worker_job,
+                WorkerJob(),
                 command,
                 {WORKER_ENV: str(k), **process.thread_environment(slurm.cpus_per_worker)},
             )
