@@ -1,0 +1,220 @@
+"""Long sweeps: epochs lost per killed worker, and how far a time budget overruns.
+
+python benchmarks/long_sweeps.py kills --data-dir ../shared/fashion-mnist
+python benchmarks/long_sweeps.py budget --data-dir ../shared/fashion-mnist
+
+``kills``: a CNN sweep of 12 trials x 6 epochs run by two worker processes on one SQLite
+study (as two machines would), once undisturbed and once with a worker killed (SIGKILL) at a
+random epoch of each of 3 trials and a new worker started in its place, as a preempted node
+comes back. Epochs trained in all: each finished trial's own (its metrics.json times the
+epochs its process ran) and each killed trial's reported ones; lost per kill = (epochs with
+kills - epochs without) / kills.
+
+``budget``: the reference CNN sweep (``hparams_search=cnn_optuna``) asked for 100 trials with
+``hydra.sweeper.timeout`` at each budget: the command's wall time minus the budget, next to
+the longest epoch, since the budget may be overrun by at most one epoch plus the reports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import optuna
+from optuna.trial import TrialState
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from sweeplab.sweep import queries  # noqa: E402
+from sweeplab.sweep import study as stored  # noqa: E402
+
+KILL_SWEEP = (
+    "hparams_search=cnn_optuna",
+    "name=kills",
+    "trainer.max_epochs=6",
+    "data.train_subset=3000",
+    "hydra.sweeper.n_trials=12",
+    "hydra.sweeper.heartbeat.interval=2",
+    "hydra.sweeper.heartbeat.grace_period=6",
+    "logger=none",
+    "callbacks.rich_progress_bar=null",
+)
+
+
+def _command(data_dir: str, logs: Path, *overrides: str) -> list[str]:
+    return [
+        sys.executable,
+        str(ROOT / "train.py"),
+        "-m",
+        f"paths.log_dir={logs}",
+        f"data.data_dir={data_dir}",
+        *overrides,
+    ]
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ, WANDB_MODE="offline", OMP_NUM_THREADS="1")
+    env.pop("SWEEPLAB_STORAGE", None)
+    return env
+
+
+def _study(logs: Path, name: str) -> optuna.Study | None:
+    db = logs / "sweeps" / name / "optuna.db"
+    if not db.is_file():
+        return None
+    try:
+        return optuna.load_study(study_name=name, storage=f"sqlite:///{db}")
+    except KeyError:  # created, not yet holding the study
+        return None
+
+
+def kills(data_dir: str, n_kills: int, seed: int) -> None:
+    rng = random.Random(seed)
+    rows = []
+    for side in ("undisturbed", "killed"):
+        with tempfile.TemporaryDirectory() as tmp:
+            logs = Path(tmp)
+            started = time.perf_counter()
+            done = _two_workers(data_dir, logs, n_kills if side == "killed" else 0, rng)
+            wall = time.perf_counter() - started
+            study = _study(logs, "kills")
+            assert study is not None
+            trials = queries.reported_trials(study)
+            rows.append(
+                (
+                    side,
+                    done,
+                    queries.count_finished(study),
+                    sum(1 for t in trials if t.state == TrialState.FAIL),
+                    _epochs_trained(study, logs / "sweeps" / "kills"),
+                    sum(int(t.user_attrs.get(stored.EPOCHS_LOST, 0)) for t in trials),
+                    wall,
+                )
+            )
+    base = rows[0][4]
+    print(
+        "| sweep | workers killed | finished | failed (killed) | epochs trained | lost | wall (s) |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for side, done, finished, failed, epochs, lost, wall in rows:
+        print(f"| {side} | {done} | {finished} | {failed} | {epochs} | {lost} | {wall:.0f} |")
+    if rows[1][1]:
+        print(f"\nEpochs lost per kill: {(rows[1][4] - base) / rows[1][1]:.2f}")
+
+
+def _epochs_trained(study: optuna.Study, sweep_dir: Path) -> int:
+    """Epochs trained by every process: a finished trial's own (metrics.json times each epoch
+    its process ran, a retry's carried-over ones not included), a killed one's reported."""
+    total = 0
+    for trial in study.trials:
+        record = sweep_dir / f"trial_{trial.number}" / "metrics.json"
+        if trial.state in queries.FINISHED and record.is_file():
+            total += len(json.loads(record.read_text())["epoch_seconds"])
+        elif trial.state == TrialState.FAIL:
+            total += queries.epochs_run(trial)
+    return total
+
+
+def _two_workers(data_dir: str, logs: Path, n_kills: int, rng: random.Random) -> int:
+    """Run the sweep on two worker processes until it ends, killing one at a random epoch of
+    ``n_kills`` trials and starting another in its place; returns the kills done."""
+    env = _env()
+    command = _command(data_dir, logs, *KILL_SWEEP)
+    logs.mkdir(parents=True, exist_ok=True)
+    workers = [_start(command, env, logs, k) for k in range(2)]
+    done = 0
+    killed: set[int] = set()
+    at_epoch = rng.randint(1, 5)
+    while any(w.poll() is None for w in workers):
+        time.sleep(0.5)
+        study = _study(logs, "kills") if done < n_kills else None
+        if study is None:
+            continue
+        for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            pid = int(trial.user_attrs.get(stored.WORKER, "x:0").split(":")[1].split(" ")[0])
+            # a kill in each of n_kills trials of their own (a retry starts with the epochs it
+            # carries over, and heartbeat.max_retry=1 retries a trial's parameters once)
+            if queries.retry_of(trial) is not None or trial.number in killed:
+                continue
+            if len(trial.intermediate_values) < at_epoch:
+                continue
+            victim = next((w for w in workers if w.pid == pid and w.poll() is None), None)
+            if victim is None:
+                continue
+            victim.send_signal(signal.SIGKILL)
+            victim.wait()
+            killed.add(trial.number)
+            done += 1
+            print(f"killed worker {pid} in trial {trial.number} after {at_epoch} epoch(s)")
+            workers.append(_start(command, env, logs, len(workers)))
+            at_epoch = rng.randint(1, 5)
+            break
+    return done
+
+
+def _start(command: list[str], env: dict[str, str], logs: Path, k: int) -> subprocess.Popen:
+    with (logs / f"worker_{k}.log").open("w") as out:
+        return subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
+def budget(data_dir: str, budgets: list[int]) -> None:
+    header = ["timeout (s)", "wall (s)", "overrun (s)", "s per epoch, slowest trial"]
+    header += ["finished", "pruned at the budget", "stopped by"]
+    print("| " + " | ".join(header) + " |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for seconds in budgets:
+        with tempfile.TemporaryDirectory() as tmp:
+            logs = Path(tmp)
+            command = _command(
+                data_dir,
+                logs,
+                "hparams_search=cnn_optuna",
+                "name=budget",
+                "hydra.sweeper.n_trials=100",
+                f"hydra.sweeper.timeout={seconds}",
+                "logger=none",
+                "callbacks.rich_progress_bar=null",
+            )
+            started = time.perf_counter()
+            subprocess.run(command, cwd=ROOT, env=_env(), capture_output=True, check=True)
+            wall = time.perf_counter() - started
+            study = _study(logs, "budget")
+            assert study is not None
+            trials = queries.reported_trials(study)
+            epochs = [
+                d / e
+                for t in trials
+                if (d := queries.duration_s(t)) and (e := queries.epochs_run(t))
+            ]
+            at_budget = sum(1 for t in trials if stored.ENDED_BY in t.user_attrs)
+            print(
+                f"| {seconds} | {wall:.0f} | {wall - seconds:+.0f} | {max(epochs):.0f} | "
+                f"{queries.count_finished(study)} | {at_budget} | {queries.stopped_by(study)} |"
+            )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("what", choices=("kills", "budget"))
+    parser.add_argument("--data-dir", default=os.environ.get("FASHION_MNIST_DIR"))
+    parser.add_argument("--kills", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--budgets", type=int, nargs="+", default=[60, 120, 300])
+    args = parser.parse_args()
+    if args.what == "kills":
+        kills(args.data_dir, args.kills, args.seed)
+    else:
+        budget(args.data_dir, args.budgets)
+
+
+if __name__ == "__main__":
+    main()
