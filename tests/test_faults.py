@@ -258,7 +258,7 @@ def test_a_slurm_worker_requeued_mid_trial_resumes_its_trial(
             tmp_path,
             env,
             *MLP,
-            "trainer.max_epochs=6",
+            "trainer.max_epochs=30",
             "hydra.sweeper.n_trials=3",
             f"hydra.sweeper.storage={url}",
             "hydra/sweeper/cluster=slurm",

@@ -70,8 +70,8 @@ def is_multi_objective(study: optuna.Study) -> bool:
 
 
 def stopped_by(study: optuna.Study) -> str | None:
-    """Why the last sweep of the study stopped (n_trials reached, a stopping rule, too many
-    failures); ``None`` while one runs, or when it was interrupted."""
+    """Why the last sweep of the study stopped (n_trials reached, or a stopping rule);
+    ``None`` while one runs, and when it failed or was interrupted."""
     return study.user_attrs.get(stored.STOPPED_BY)
 
 

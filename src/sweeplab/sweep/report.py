@@ -96,7 +96,7 @@ def write_results(
         "direction": directions if len(directions) > 1 else directions[0],
         "objectives": queries.objective_names(study),
         "trials": queries.state_counts(trials),
-        # n_trials reached, a stopping rule (timeout, patience, target), or failures
+        # n_trials reached, or a stopping rule (timeout, patience, target)
         "stopped_by": queries.stopped_by(study),
         # validation epochs run by all trials together: what pruning saves
         "epochs_total": queries.epochs_total(trials),

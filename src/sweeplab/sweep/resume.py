@@ -81,8 +81,9 @@ def resume_checkpoint(
 
     The retry starts with a copy of it as its own ``last.ckpt``: if the retry's worker dies
     too before an epoch of its own, the next retry goes on from there, not from epoch 0."""
-    own = _own_last(trainer)
-    if context is None or context.resumes is None or own is None:
+    if context is None or context.resumes is None:
+        return None
+    if (own := _own_last(trainer)) is None:
         return None
     source = last_checkpoint(run_dir, context.number, context.resumes, own.parent, own.name)
     if source is not None:
@@ -111,6 +112,6 @@ def drop_last_checkpoints(
 def _own_last(trainer: pl.Trainer) -> Path | None:
     """Where the trial's checkpoint callback writes its ``last.ckpt``; ``None`` without one."""
     callback = trainer.checkpoint_callback
-    if not isinstance(callback, ModelCheckpoint) or callback.dirpath is None:
+    if not isinstance(callback, ModelCheckpoint) or not isinstance(callback.dirpath, str | Path):
         return None
     return Path(callback.dirpath) / f"{callback.CHECKPOINT_NAME_LAST}{callback.FILE_EXTENSION}"

@@ -115,8 +115,7 @@ class Worker:
                 stopping.stop(self.study, f"{finished} of n_trials={self.budget.n_trials} finished")
                 return
             failures = queries.failures_since(self.study, first_number)
-            if self.budget.too_many(len(failures)):
-                stopping.stop(self.study, f"{len(failures)} trials failed (max_failure_rate)")
+            if self.budget.too_many(len(failures)):  # an error, not a stopping rule
                 raise SweepFailed(self._too_many_failures(failures))
             if reason := self.budget.rules.reason(self.study, self._max_epochs()):
                 stopping.stop(self.study, reason)
