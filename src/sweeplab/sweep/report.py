@@ -219,8 +219,7 @@ def _plots(study: optuna.Study, complete: list[FrozenTrial]) -> list[_Plot]:
     found = [_Plot("optimization_history.png", history, [])]
     found += _param_plots(study, complete, "", shared_only=bool(keys))
     for key in keys:
-        for option in _options(complete, key):
-            mine = [t for t in complete if str(t.params.get(key)) == option]
+        for option, mine in _by_option(complete, key).items():
             found += _param_plots(_study_of(study, mine), mine, f"{key}={option}")
     if multi:
         pareto = partial(plots.plot_pareto_front, study, target_names=names)
@@ -280,8 +279,7 @@ def _history_by_choice(study: optuna.Study, complete: list[FrozenTrial], key: st
     import matplotlib.pyplot as plt
 
     _, ax = plt.subplots()
-    for option in _options(complete, key):
-        mine = [t for t in complete if str(t.params.get(key)) == option]
+    for option, mine in _by_option(complete, key).items():
         ax.scatter([t.number for t in mine], [t.value for t in mine], label=option, s=28)
     best = np.minimum if study.direction == optuna.study.StudyDirection.MINIMIZE else np.maximum
     ax.step(
@@ -357,8 +355,7 @@ def choice_rows(
     best = queries.best_by_choice(study, key)
     header = [key, "trials", "best_value", "best_trial", "median_s_per_epoch", "parameters"]
     rows = []
-    for option in _options(trials, key):
-        ran = [t for t in trials if str(t.params.get(key)) == option]
+    for option, ran in _by_option(trials, key).items():
         per_epoch = [
             d / e for t in ran if (d := queries.duration_s(t)) and (e := queries.epochs_run(t))
         ]
@@ -370,8 +367,13 @@ def choice_rows(
     return header, rows
 
 
-def _options(trials: list[FrozenTrial], key: str) -> list[str]:
-    return sorted({str(t.params[key]) for t in trials if key in t.params})
+def _by_option(trials: list[FrozenTrial], key: str) -> dict[str, list[FrozenTrial]]:
+    """The trials that chose each option of ``key``, by option name."""
+    chosen: dict[str, list[FrozenTrial]] = {}
+    for trial in trials:
+        if key in trial.params:
+            chosen.setdefault(str(trial.params[key]), []).append(trial)
+    return dict(sorted(chosen.items()))
 
 
 def _choice_table(
