@@ -55,6 +55,22 @@ def test_a_sigterm_seen_by_lightning_is_left_to_lightning() -> None:
     assert signals.as_stopped(SystemExit()) is None  # outside a stop, an exit is an exit
 
 
+def test_a_stop_inside_a_deferred_block_is_raised_when_the_block_ends() -> None:
+    written = []
+    with signals.stopping():
+        with pytest.raises(signals.Stopped) as stopped, signals.deferred():
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.1)  # the handler returns: the block goes on
+            written.append("record")
+            with signals.deferred():  # nested: its end raises nothing
+                written.append("outcome")
+            written.append("end")
+        assert written == ["record", "outcome", "end"]
+        assert stopped.value.signum == signal.SIGTERM
+    with signals.deferred():  # outside stopping(): nothing to hold
+        pass
+
+
 def test_exit_stopped_prints_one_line_and_exits_128_plus_signal(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -94,6 +110,20 @@ def test_requeue_fails_this_workers_trials_and_queues_each_once(tmp_path: Path) 
     assert queries.failures_since(study, 0) == []  # a stop is not the configuration's failure
     assert study.ask().number == retry.number  # the resume runs it first
     assert other.number == 1
+
+
+def test_a_stopped_trial_whose_run_kept_its_outcome_is_completed_not_requeued(
+    tmp_path: Path,
+) -> None:
+    """The stop came after the run kept its value on the trial, before the worker told it."""
+    study, storage = _study(tmp_path)
+    finished, training = _ask(study, worker_name()), _ask(study, worker_name())
+    stored.keep_outcome(finished, 0.42)
+    requeue_interrupted(study, storage)
+    [done, stopped, retry] = study.trials
+    assert done.state == TrialState.COMPLETE and done.value == 0.42
+    assert stopped.state == TrialState.FAIL and queries.retry_of(retry) == training.number
+    assert finished.number == 0 and retry.state == TrialState.WAITING
 
 
 def _child(code: str) -> list[str]:

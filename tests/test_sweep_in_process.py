@@ -14,6 +14,7 @@ import pytest
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 
+from sweeplab.sweep import study as stored
 from sweeplab.sweep.best import load_best
 from tests.conftest import QUICK, ROOT, load_study
 
@@ -63,6 +64,8 @@ def test_a_sweep_runs_its_trials_and_writes_its_results(train_py, tmp_path: Path
         assert (sweep_dir / name).is_file(), name
     for trial in study.trials:
         assert (sweep_dir / f"trial_{trial.number}" / "metrics.json").is_file()
+        assert stored.kept_outcome(trial) == trial.values  # kept by the run before the tell
+        assert not list(sweep_dir.glob(f"trial_{trial.number}/checkpoints/last*.ckpt"))
     [best] = load_best(str(sweep_dir))
     assert best.number == study.best_trial.number and best.values == [study.best_value]
     assert best.overrides[0] == "model=mlp"

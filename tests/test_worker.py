@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -10,10 +11,12 @@ import pytest
 from hydra.core.utils import JobReturn, JobStatus
 from optuna.trial import TrialState
 
+from sweeplab.compat.optuna import trial_id
 from sweeplab.errors import TrainingDiverged
 from sweeplab.sweep import queries
 from sweeplab.sweep import study as stored
 from sweeplab.sweep.context import NODE, TrialContext
+from sweeplab.sweep.settings import Heartbeat
 from sweeplab.sweep.spaces import SearchSpace
 from sweeplab.sweep.storage import open_storage
 from sweeplab.sweep.worker import Budget, SweepFailed, Worker
@@ -83,3 +86,35 @@ def test_failures_stop_the_sweep_past_the_rate_and_pruned_trials_count(tmp_path:
     states = [t.state for t in w.study.trials]
     assert states == [TrialState.PRUNED, TrialState.FAIL, TrialState.COMPLETE, TrialState.FAIL]
     assert queries.error_of(w.study.trials[1]) == "TrainingDiverged: loss is nan"
+
+
+def test_a_retry_of_a_run_that_kept_its_outcome_records_it_without_training(
+    tmp_path: Path,
+) -> None:
+    """The worker died after the run kept its value, before telling it: the heartbeat fails
+    the trial and queues a retry, which records the kept value instead of training again."""
+    storage = open_storage(
+        f"sqlite:///{tmp_path / 'study.db'}", Heartbeat(interval=1, grace_period=2)
+    )
+    study = optuna.create_study(study_name="s", storage=storage)
+    dead = study.ask()
+    dead.set_user_attr(stored.OVERRIDES, SPACE.sample(dead, None))
+    stored.keep_outcome(dead, 0.25)
+    storage.record_heartbeat(trial_id(dead))
+    time.sleep(3)  # past the grace period
+    launch = Launcher()
+    w = Worker(
+        study,
+        storage,
+        SPACE,
+        launch,
+        Budget(n_trials=1),
+        lambda n: TrialContext("s", n, "sqlite:///study.db"),
+        reuse_repeats=False,
+    )
+    w.run()
+    assert launch.batches == []  # nothing trained
+    failed, retry = study.trials
+    assert failed.state == TrialState.FAIL and queries.retry_of(retry) == 0
+    assert retry.state == TrialState.COMPLETE and retry.value == 0.25
+    assert retry.user_attrs[stored.DUPLICATE_OF] == 0 and not queries.ran(retry)

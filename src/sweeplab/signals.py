@@ -24,6 +24,7 @@ __all__ = [
     "SIGNALS",
     "Stopped",
     "as_stopped",
+    "deferred",
     "exit_stopped",
     "raise_if_stopped",
     "run_line",
@@ -35,6 +36,7 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 # The signals received inside the active `stopping` block; None outside one.
 _received: list[int] | None = None
+_deferring = False  # inside a `deferred` block: a stop waits for its end
 
 
 class Stopped(BaseException):
@@ -82,10 +84,29 @@ def stopping() -> Iterator[None]:
         _received = None
 
 
+@contextmanager
+def deferred() -> Iterator[None]:
+    """Hold a stop that arrives within the block until the block ends, then raise it: for
+    short writes that belong together, such as a finished run's record and the outcome it
+    keeps on its trial. Nested blocks, and blocks outside :func:`stopping`, change nothing."""
+    global _deferring
+    if _received is None or _deferring:
+        yield
+        return
+    _deferring = True
+    try:
+        yield
+    finally:
+        _deferring = False
+    raise_if_stopped()
+
+
 def _handler(signum: int, frame: FrameType | None) -> None:
     if _received is None or _received:  # a repeat while stopping, or a stray late call
         return
     _received.append(signum)
+    if _deferring:
+        return  # raised when the deferred block ends
     if signum == signal.SIGTERM and signal.getsignal(signum) is not _handler:
         return  # called by Lightning's handler: it stops at the end of the batch
     raise Stopped(signum)

@@ -7,6 +7,7 @@ user error fails the trial instead of ending the process.
 
 from __future__ import annotations
 
+import functools
 import logging
 import secrets
 import time
@@ -36,6 +37,7 @@ from sweeplab import (
 )
 from sweeplab.errors import USER_ERRORS, ConfigError, exit_with, user_error
 from sweeplab.sweep import limits, resume
+from sweeplab.sweep import study as stored
 from sweeplab.sweep.context import NODE, TrialContext, is_pruned
 from sweeplab.sweep.progress import format_number
 from sweeplab.timing import EpochClock
@@ -45,10 +47,11 @@ __all__ = ["main", "objective", "run", "trial_context"]
 log = logging.getLogger(__name__)
 
 
-def run(cfg: DictConfig) -> dict[str, Any]:
+def run(cfg: DictConfig, *, keeps_outcome: bool = True) -> dict[str, Any]:
     """Fit the configured model, test its best checkpoint, write ``metrics.json``.
 
-    Returns the record that ``metrics.json`` holds.
+    Returns the record that ``metrics.json`` holds. A sweep trial's run also keeps its value(s)
+    on its trial (unless ``keeps_outcome`` is false: one seed of several is not the outcome).
     """
     started = time.perf_counter()
     checks.check_run(cfg)
@@ -112,11 +115,18 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         raise stop from None
     finally:
         tracking.finish(loggers, state)
-        if context is not None and not keep_last:
+        if context is not None and state != "complete" and not keep_last:
             resume.drop_last_checkpoints(context, trainer, resume_from)
 
     result = {**_record(cfg, trainer, clock, seed, started), "metrics": metrics}
-    path = record.write(Path(cfg.paths.output_dir), result)
+    try:
+        with signals.deferred():  # the record and the outcome kept on the trial: both, or none
+            path = record.write(Path(cfg.paths.output_dir), result)
+            if context is not None and keeps_outcome:
+                stored.keep_outcome(context.trial(), objective(result))
+    finally:  # its last.ckpt goes once nothing can send the trial back to it
+        if context is not None:
+            resume.drop_last_checkpoints(context, trainer, resume_from)
     _print_summary(cfg, metrics, path)
     return result
 
@@ -191,10 +201,13 @@ def _main(cfg: DictConfig) -> float | tuple[float, ...]:
         checks.check_run(cfg)
         if cfg.get("seeds", 1) > 1:
             first_seed = cfg.seed if cfg.get("seed") is not None else secrets.randbelow(2**31)
-            summary = seeds.run_seeds(cfg, run, first_seed)
+            summary = seeds.run_seeds(cfg, functools.partial(run, keeps_outcome=False), first_seed)
             Console().print(seeds.comparison_table([Path(cfg.paths.output_dir)]))
             means = {name: m["mean"] for name, m in summary["metrics"].items()}
-            return objective({"metrics": means, "optimized_metric": _optimized(cfg)})
+            values = objective({"metrics": means, "optimized_metric": _optimized(cfg)})
+            if (context := trial_context(cfg)) is not None:
+                stored.keep_outcome(context.trial(), values)
+            return values
         return objective(run(cfg))
     except USER_ERRORS as e:
         error = user_error(e)

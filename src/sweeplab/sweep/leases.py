@@ -11,6 +11,7 @@ the retry carries ``failed_trial`` and ``retry_history``), at most ``max_retry``
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import os
@@ -143,9 +144,15 @@ def fail_and_requeue(
     """Fail each RUNNING trial of ``stale`` (with its reason) that no one finished meanwhile,
     and queue its parameters again at most ``max_retry`` times (``None``: always, for a trial
     stopped by the user rather than lost). The failure carries no error of its own, so it does
-    not count towards ``max_failure_rate``."""
+    not count towards ``max_failure_rate``. A trial whose run finished and kept its outcome
+    before the stop is completed with it instead: nothing is trained twice."""
     failed = []
     for trial, reason in stale:
+        if (values := stored.kept_outcome(trial)) is not None:
+            with contextlib.suppress(UpdateFinishedTrialError):  # its worker told it after all
+                storage.set_trial_state_values(trial_id(trial), TrialState.COMPLETE, values)
+                log.info("Trial %d had finished: its kept value(s) are recorded.", trial.number)
+            continue
         try:
             storage.set_trial_user_attr(trial_id(trial), stored.ENDED_BY, reason)
             if not storage.set_trial_state_values(trial_id(trial), TrialState.FAIL):

@@ -7,11 +7,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import optuna
 from hydra.core.utils import JobReturn, JobStatus
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 __all__ = [
     "BASE_OVERRIDES",
@@ -23,6 +24,7 @@ __all__ = [
     "EPOCHS_LOST",
     "ERROR",
     "MODEL_PARAMS",
+    "OUTCOME",
     "OVERRIDES",
     "RESUMED_FROM",
     "SEARCH_SPACES",
@@ -31,7 +33,10 @@ __all__ = [
     "WANDB_RUN_ID",
     "WARM_START",
     "WORKER",
+    "keep_outcome",
+    "kept_outcome",
     "record",
+    "reuse_outcome",
     "reuse_twin",
     "tell",
 ]
@@ -50,7 +55,9 @@ STOPPED_BY = "stopped_by"  # why the sweep stopped before n_trials, or None
 OVERRIDES = "overrides"  # the sampled overrides that reproduce the trial's configuration
 ERROR = "error"  # why the trial failed
 ENDED_BY = "ended_by"  # why a trial was ended from outside (a stop, a dead worker's lease)
-DUPLICATE_OF = "duplicate_of"  # an earlier complete trial with the same parameters
+# an earlier trial with the same parameters whose value(s) this one reuses: a complete twin, or
+# the failed trial a retry records the kept outcome of
+DUPLICATE_OF = "duplicate_of"
 WORKER = "worker"  # host:pid (and SLURM job) of the worker that ran the trial
 SURPLUS = "surplus"  # asked by a worker after the study had its n_trials: never run
 EPOCHS = "epochs"  # validation epochs run, where Optuna keeps no per-epoch values
@@ -59,6 +66,7 @@ WARM_START = "warm_start"  # copied from another study (hydra.sweeper.warm_start
 RESUMED_FROM = "resumed_from"  # the failed trial whose last-epoch checkpoint this one went on from
 EPOCHS_LOST = "epochs_lost"  # epochs that failed trial trained after its last checkpoint
 WANDB_RUN_ID = "wandb_run_id"  # the trial's W&B run, which a trial resuming it continues
+OUTCOME = "outcome"  # the value(s) a finished run kept on its trial before its worker told them
 
 
 def record(study: optuna.Study, trial: optuna.Trial, job: JobReturn) -> str | None:
@@ -112,6 +120,31 @@ def reuse_twin(study: optuna.Study, trial: optuna.Trial) -> bool:
             log.debug("Trial %d repeats trial %d: its value is reused", trial.number, twin.number)
             return True
     return False
+
+
+def keep_outcome(trial: optuna.Trial, values: float | Sequence[float]) -> None:
+    """Keep a finished run's value(s) on its trial, before its worker tells them: a stop or a
+    dead worker in between then records them (:func:`kept_outcome`) instead of training the
+    trial again."""
+    trial.set_user_attr(OUTCOME, list(values) if isinstance(values, Sequence) else [values])
+
+
+def kept_outcome(trial: FrozenTrial) -> list[float] | None:
+    """The value(s) that ``trial``'s run kept (:func:`keep_outcome`), or ``None``."""
+    return _as_floats(trial.user_attrs[OUTCOME]) if OUTCOME in trial.user_attrs else None
+
+
+def reuse_outcome(study: optuna.Study, trial: optuna.Trial, failed: int) -> bool:
+    """Complete ``trial``, the heartbeat retry of trial ``failed``, with the value(s) that
+    trial's run kept (copied with the retry's attributes): that run finished, and only its
+    worker died before telling them, so there is nothing to train again."""
+    values = _as_floats(trial.user_attrs.get(OUTCOME))
+    if values is None:
+        return False
+    trial.set_user_attr(DUPLICATE_OF, failed)
+    tell(study, trial, values=values)
+    log.info("Trial %d records the value(s) trial %d's run finished with", trial.number, failed)
+    return True
 
 
 def tell(study: optuna.Study, trial: optuna.Trial, **outcome: Any) -> None:

@@ -26,6 +26,7 @@ from omegaconf import OmegaConf
 from optuna.storages import BaseStorage, fail_stale_trials
 from optuna.trial import TrialState
 
+from sweeplab import signals
 from sweeplab.compat.optuna import experimental, trial_id
 from sweeplab.errors import SweeplabError
 from sweeplab.redaction import redact
@@ -161,12 +162,15 @@ class Worker:
         for trial in trials:
             sampled = self.space.sample(trial, self.config)
             trial.set_user_attr(stored.OVERRIDES, sampled)
-            if self.reuse_repeats and stored.reuse_twin(self.study, trial):
+            # A dead worker's trial queued again: done if its run had finished, else it goes
+            # on from its last checkpoint.
+            resumes = queries.retry_of(queries.trial(self.study, trial.number))
+            if (resumes is not None and stored.reuse_outcome(self.study, trial, resumes)) or (
+                self.reuse_repeats and stored.reuse_twin(self.study, trial)
+            ):
                 progress.trial_finished(trial.number)
                 continue
             context = self.context(trial.number)
-            # A dead worker's trial queued again goes on from its last checkpoint.
-            resumes = queries.retry_of(queries.trial(self.study, trial.number))
             if resumes is not None:
                 context = dataclasses.replace(context, resumes=resumes)
             overrides = [*sampled, *self.space.fixed, context.as_override()]
@@ -179,9 +183,10 @@ class Worker:
             handing_over(self.study.study_name, started),
         ):
             returns = self.launch([o for _, o in to_run], to_run[0][0].number)
-        for (trial, _), job in zip(to_run, returns, strict=True):
-            stored.record(self.study, trial, job)
-            progress.trial_finished(trial.number)
+        with signals.deferred():  # a pruned or failed run keeps no outcome: tell them first
+            for (trial, _), job in zip(to_run, returns, strict=True):
+                stored.record(self.study, trial, job)
+                progress.trial_finished(trial.number)
 
     def _max_epochs(self) -> int | None:
         """The trials' epoch budget, for predicting a trial's length."""
