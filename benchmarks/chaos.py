@@ -2,6 +2,7 @@
 study ended with and whether any trial was lost or ran twice.
 
 python benchmarks/chaos.py --data-dir ../shared/fashion-mnist
+python benchmarks/chaos.py --data-dir ../shared/fashion-mnist --faults "SLURM requeue"
 
 Needs root (a tmpfs is mounted), PostgreSQL and a single-node SLURM installed (tests/services.py
 starts them on private ports and removes them). Each fault runs one MLP sweep; the figures are
@@ -35,7 +36,13 @@ from sweeplab.sweep import queries  # noqa: E402
 from sweeplab.sweep import study as stored  # noqa: E402
 from tests.conftest import sweep  # noqa: E402
 from tests.services import postgres_server, slurm_cluster  # noqa: E402
-from tests.test_faults import fill, in_background, running_with_epochs, wait_for  # noqa: E402
+from tests.test_faults import (  # noqa: E402
+    REQUEUES,
+    fill,
+    in_background,
+    running_with_epochs,
+    wait_for,
+)
 
 MLP = ("hparams_search=mlp_optuna", "logger=none", "data.train_subset=3000")
 
@@ -120,7 +127,9 @@ def slurm_requeue(data_dir: str, root: Path, env: dict[str, str]) -> dict:
         )
         study = lambda: optuna.load_study(study_name="mlp_optuna", storage=url)  # noqa: E731
         requeued = []
-        for _ in range(2):  # two requeues, each of the job running a trial at its 2nd epoch
+        # each way in once, on the job running a trial at its 2nd epoch; SLURM then holds the
+        # requeued job for its own delay (about 2 minutes here) before it runs again
+        for how in REQUEUES.values():
             [victim, *_] = wait_for(
                 lambda: [t for t in running_with_epochs(study, 2) if t.number not in requeued],
                 "a running trial",
@@ -128,15 +137,16 @@ def slurm_requeue(data_dir: str, root: Path, env: dict[str, str]) -> dict:
                 timeout=300,
             )
             job = re.search(r"SLURM job (\d+)", victim.user_attrs[stored.WORKER])
-            command = ["scontrol", "requeue", job.group(1)] if job else ["false"]
+            command = [*how, job.group(1)] if job else ["false"]
             subprocess.run(command, env={**os.environ, **cluster.env}, check=True)
             requeued.append(victim.number)
         thread.join()
         final = study()
         resumed = sum(1 for t in final.trials if stored.RESUMED_FROM in t.user_attrs)
         return {
-            "what": f"`scontrol requeue` of a worker's job mid-trial, twice; 2 SLURM workers "
-            f"({resumed} of 2 retries went on from the checkpoint)",
+            "what": "a worker's job requeued mid-trial by `scontrol requeue`, then another by "
+            f"submitit's signal (SIGUSR2); 2 SLURM workers ({resumed} of 2 retries went on "
+            "from the checkpoint)",
             "n_trials": 6,
             "exit": out["result"].returncode,
             **outcome(final, root / "sweeps" / "mlp_optuna"),
@@ -188,17 +198,22 @@ def full_disk(data_dir: str, root: Path, env: dict[str, str]) -> dict:
         subprocess.run(["umount", "-l", str(logs)], check=False)
 
 
+FAULTS: dict[str, Callable[[str, Path, dict[str, str]], dict]] = {
+    "PostgreSQL restart": postgres_restart,
+    "SLURM requeue": slurm_requeue,
+    "Full disk": full_disk,
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--faults", nargs="+", choices=list(FAULTS), default=list(FAULTS))
     args = parser.parse_args()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "FASHION_"))}
     rows = []
-    for name, fault in (
-        ("PostgreSQL restart", postgres_restart),
-        ("SLURM requeue", slurm_requeue),
-        ("Full disk", full_disk),
-    ):
+    for name in args.faults:
+        fault = FAULTS[name]
         root = Path(tempfile.mkdtemp(prefix="sweeplab-chaos-"))
         started = time.monotonic()
         try:

@@ -239,18 +239,27 @@ def release_requeued(job_id: str, slurm: SlurmCluster, timeout_s: float = 150) -
         time.sleep(1)
 
 
+REQUEUES = {
+    # a preemption that requeues: SLURM stops the job (SIGTERM) and queues it again
+    "scontrol requeue": ["scontrol", "requeue"],
+    # submitit's signal, as SLURM sends it before the time limit: submitit requeues the job
+    "submitit signal": ["scancel", "--signal=USR2"],
+}
+
+
+@pytest.mark.parametrize("requeue", list(REQUEUES))
 def test_a_slurm_worker_requeued_mid_trial_resumes_its_trial(
+    requeue: str,
     fashion_dir: Path,
     tmp_path: Path,
     isolated_env: dict[str, str],
     postgres: PostgresServer,
     slurm: SlurmCluster,
 ) -> None:
-    """`scontrol requeue` of the one worker's job mid-trial (what a preemption that requeues
-    does): SLURM stops the job (SIGTERM), the worker queues its trial again and exits, SLURM
-    runs the job again, and its worker goes on with the trial from its last checkpoint; the
-    sweep command waits for the job's second run."""
-    url = postgres.new_database("requeued")
+    """The one worker's job requeued mid-trial: the worker queues its trial again and exits,
+    SLURM runs the job again, and its worker goes on with the trial from its last checkpoint;
+    the sweep command waits for the job's next run."""
+    url = postgres.new_database(re.sub(r"\W", "_", requeue))
     env = {**isolated_env, **slurm.env}
     thread, out = in_background(
         lambda: sweep(
@@ -282,14 +291,14 @@ def test_a_slurm_worker_requeued_mid_trial_resumes_its_trial(
     )
     job = re.search(r"SLURM job (\d+)", victim.user_attrs[stored.WORKER])
     assert job, victim.user_attrs
-    requeue = subprocess.run(
-        ["scontrol", "requeue", job.group(1)],
+    sent = subprocess.run(
+        [*REQUEUES[requeue], job.group(1)],
         env={**os.environ, **slurm.env},
         capture_output=True,
         text=True,
         check=False,
     )
-    assert requeue.returncode == 0, requeue.stderr
+    assert sent.returncode == 0, sent.stderr
     # SLURM holds a requeued batch job about two minutes before it may start again; a test
     # need not wait that long (a cluster's own delay is what it is)
     release_requeued(job.group(1), slurm)
@@ -304,3 +313,9 @@ def test_a_slurm_worker_requeued_mid_trial_resumes_its_trial(
     [retry] = [t for t in study.trials if queries.retry_of(t) == victim.number]
     assert retry.state in queries.FINISHED and retry.params == victim.params
     assert retry.user_attrs.get(stored.RESUMED_FROM) == victim.number  # from its checkpoint
+    if requeue == "submitit signal":  # submitit requeued the job, having stopped the worker
+        logs = "".join(p.read_text(errors="replace") for p in sweep_dir.glob("slurm/*_log.*"))
+        # with timeout_min=10, submitit takes any signal for the time limit's (it counts 10
+        # minutes of margin), which only a job it can checkpoint comes back from
+        assert "this job is timed-out" in logs and "Calling checkpoint method" in logs
+        assert f"Requeued job {job.group(1)}" in logs, logs[-3000:]

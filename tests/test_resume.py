@@ -17,18 +17,20 @@ from types import SimpleNamespace
 
 import optuna
 import pytest
+import pytorch_lightning as pl
 import torch
 from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf
 from optuna.trial import TrialState
 from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.demos.boring_classes import BoringModel
 from torchmetrics import MaxMetric, MinMetric
 
 from sweeplab.errors import ConfigError
 from sweeplab.sweep import queries
 from sweeplab.sweep import study as stored
 from sweeplab.sweep.context import NODE, TrialContext
-from sweeplab.sweep.resume import last_checkpoint
+from sweeplab.sweep.resume import last_checkpoint, without_lightning_requeue
 from sweeplab.trainers import Resumable
 from tests.conftest import QUICK, ROOT
 
@@ -59,6 +61,38 @@ def test_the_failed_trial_s_last_checkpoint_is_found_next_to_this_trial_s(tmp_pa
     assert found == failed.resolve()
     # a run directory not named by the trial's number: no guess, a fresh start
     assert last_checkpoint(tmp_path / "other", 12, 3, tmp_path / "other", "last.ckpt") is None
+
+
+SLURM_JOB_ENV = {"SLURM_NTASKS": "1", "SLURM_JOB_NAME": "worker", "SLURM_NODELIST": "n1"}
+
+
+@pytest.mark.parametrize("sweep_owns_requeue", [True, False])
+def test_under_slurm_a_trial_leaves_the_requeue_to_the_sweep(
+    sweep_owns_requeue: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lightning requeues a SLURM job on SIGUSR1 itself; a trial's Trainer does not."""
+    for name, value in SLURM_JOB_ENV.items():
+        monkeypatch.setenv(name, value)
+    switches = without_lightning_requeue(OmegaConf.create({}))
+    assert without_lightning_requeue(OmegaConf.create({"plugins": []})) == {}  # the user's own
+    handlers = []
+
+    class Seen(pl.Callback):
+        def on_train_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+            handlers.append(signal.getsignal(signal.SIGUSR1))
+
+    trainer = pl.Trainer(
+        max_epochs=1,
+        limit_train_batches=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[Seen()],
+        **(switches if sweep_owns_requeue else {}),
+    )
+    trainer.fit(BoringModel())
+    assert (handlers[0] is signal.SIG_DFL) is sweep_owns_requeue
 
 
 def test_running_bests_and_best_checkpoints_move_with_a_resumed_run(tmp_path: Path) -> None:

@@ -94,6 +94,15 @@ def test_heartbeat_settings_are_checked() -> None:
         ({"heartbeat": {"interval": "ten"}}, "`hydra.sweeper.heartbeat.interval`='ten' is invalid"),
         ({"heartbeat": 5}, "`hydra.sweeper.heartbeat`=5 is invalid: give its settings as key"),
         ({"cluster": {"mem_gb": "lots"}}, "`hydra.sweeper.cluster.mem_gb`='lots' is invalid"),
+        (
+            {"cluster": {"timeout_min": 1, "signal_delay_s": 60}},
+            "`hydra.sweeper.cluster.signal_delay_s`=60 is invalid: it must be 0 or more and "
+            "shorter than timeout_min=1 minutes",
+        ),
+        (
+            {"cluster": {"max_num_timeout": -1}},
+            "`hydra.sweeper.cluster.max_num_timeout`=-1 is invalid: use 0 or more",
+        ),
         ({"params": [1]}, "`hydra.sweeper.params`=[1] is invalid: use a mapping"),
         ({"n_trials": True}, "`hydra.sweeper.n_trials`=True is invalid: use an integer"),
         ({"study_name": None}, "`hydra.sweeper.study_name`=None is invalid: use a string"),

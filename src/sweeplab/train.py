@@ -78,6 +78,8 @@ def run(cfg: DictConfig, *, keeps_outcome: bool = True) -> dict[str, Any]:
     clock = EpochClock()
     process.apply(keep_freed_memory=cfg.trainer.get("keep_freed_memory", True))
     callbacks, switches = quiet.trainer_switches(cfg.trainer, callbacks, context is not None)
+    if context is not None:
+        switches.update(resume.without_lightning_requeue(cfg.trainer))
     trainer = build.instantiate(
         trainers.without_process_settings(cfg.trainer),
         "trainer",
@@ -120,7 +122,7 @@ def run(cfg: DictConfig, *, keeps_outcome: bool = True) -> dict[str, Any]:
 
     result = {**_record(cfg, trainer, clock, seed, started), "metrics": metrics}
     try:
-        with signals.deferred():  # the record and the outcome kept on the trial: both, or none
+        with signals.deferred():  # a stop waits for the record and the value kept on the trial
             path = record.write(Path(cfg.paths.output_dir), result)
             if context is not None and keeps_outcome:
                 stored.keep_outcome(context.trial(), objective(result))

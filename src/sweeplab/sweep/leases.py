@@ -30,6 +30,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from sweeplab.compat.optuna import experimental, trial_id
 from sweeplab.sweep import study as stored
+from sweeplab.sweep.settings import Heartbeat
 
 __all__ = [
     "DEFAULT_MAX_RETRY",
@@ -41,7 +42,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_RETRY = 1  # hydra.sweeper.heartbeat.max_retry's default
+DEFAULT_MAX_RETRY = Heartbeat.max_retry  # hydra.sweeper.heartbeat.max_retry's default
 # /proc's boot time has whole seconds: a process counts as started after a trial only when it
 # started this much later, so the trial's own worker is never mistaken for a newcomer.
 CLOCK_SLACK_S = 2.0

@@ -26,6 +26,7 @@ __all__ = [
     "last_checkpoint",
     "resumable",
     "resume_checkpoint",
+    "without_lightning_requeue",
 ]
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,18 @@ def resumable(
     if (failed := failed_trial(context)) is not None:
         tracking.continue_run(loggers, failed.user_attrs.get(stored.WANDB_RUN_ID))
     return [*callbacks, trainers.Resumable()]
+
+
+def without_lightning_requeue(trainer_cfg: Any) -> dict[str, Any]:
+    """The Trainer arguments that leave a SLURM requeue to the sweep. Under SLURM, Lightning
+    requeues the job itself on SIGUSR1, saving an ``hpc_ckpt`` that no retry reads; a trial's
+    job is requeued by submitit (``slurm_job``) and goes on from its ``last.ckpt`` instead.
+    A trainer config that sets ``plugins`` keeps its own."""
+    from pytorch_lightning.plugins.environments import SLURMEnvironment
+
+    if "plugins" in trainer_cfg or not SLURMEnvironment.detect():
+        return {}
+    return {"plugins": [SLURMEnvironment(auto_requeue=False)]}
 
 
 def last_checkpoint(

@@ -43,7 +43,7 @@ class Heartbeat:
 
     interval: int = 10
     grace_period: int = 30
-    max_retry: int = 1
+    max_retry: int = 3
 
     def __post_init__(self) -> None:
         if self.interval < 1 or self.grace_period <= self.interval:
@@ -67,7 +67,22 @@ class Slurm:
     cpus_per_worker: int = 4
     mem_gb: int = 16
     timeout_min: int = 240
+    signal_delay_s: int = 90  # submitit's signal comes this long before the time limit
+    max_num_timeout: int = 3  # requeues after reaching the time limit (preemptions: always)
     additional_parameters: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.signal_delay_s < 60 * self.timeout_min:
+            raise ConfigError(
+                f"`hydra.sweeper.cluster.signal_delay_s`={self.signal_delay_s} is invalid: it "
+                f"must be 0 or more and shorter than timeout_min={self.timeout_min} minutes "
+                "(say 90: time to stop the worker and write its checkpoint)."
+            )
+        if self.max_num_timeout < 0:
+            raise ConfigError(
+                f"`hydra.sweeper.cluster.max_num_timeout`={self.max_num_timeout} is invalid: "
+                "use 0 or more."
+            )
 
 
 @dataclass(frozen=True)

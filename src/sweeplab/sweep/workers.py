@@ -185,13 +185,16 @@ def run_slurm(
         raise ConfigError(
             "hydra/sweeper/cluster=slurm needs submitit: `pip install submitit`."
         ) from None
-    executor = submitit.AutoExecutor(folder=folder, cluster="slurm")
+    executor = submitit.AutoExecutor(
+        folder=folder, cluster="slurm", slurm_max_num_timeout=slurm.max_num_timeout
+    )
     parameters: dict[str, Any] = dict(
         name=job_name,
         gpus_per_node=slurm.gpus_per_worker,
         cpus_per_task=slurm.cpus_per_worker,
         mem_gb=slurm.mem_gb,
         timeout_min=slurm.timeout_min,
+        slurm_signal_delay_s=slurm.signal_delay_s,
         slurm_additional_parameters=dict(slurm.additional_parameters),
     )
     if slurm.partition:
