@@ -41,10 +41,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-sizes", nargs="+", type=int, default=[32, 256])
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--steps", type=int, help="steps per timing (default: 3000 images)")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     for batch_size in args.batch_sizes:
-        steps = max(3000 // batch_size, 5)
+        steps = args.steps or max(3000 // batch_size, 5)
         for path, (amp, channels_last, fused) in PATHS.items():
             torch.manual_seed(0)
             nets = {"pool, ReLU": CNN(), "ReLU, pool": relu_before_pool(CNN())}

@@ -22,58 +22,82 @@ from tests.test_configs import compose_train
 RUN = ("model=mlp", "trainer.max_epochs=1", "data.val_size=100", "logger=none")
 
 
-BAD_VALUES = pytest.mark.parametrize(
+BAD_VALUE_CASES = [
+    ("model.optimizer.lr=abc", "`model.optimizer.lr`='abc' is invalid: use a positive number"),
+    ("model.optimizer.lr=inf", "`model.optimizer.lr`=inf is invalid: use a positive number"),
+    ("seed=abc", "`seed`='abc' is invalid: use an integer"),
+    ("seeds=2 seed=4294967295", "`seed`=4294967295 is invalid: use an integer from 0 to"),
+    ("seeds=0", "`seeds`=0 is invalid: use a positive integer"),
+    ("data.augment=maybe", "`data.augment`='maybe' is invalid: use true or false"),
+    ("test=maybe", "`test`='maybe' is invalid: use true or false"),
+    (
+        "trainer.keep_freed_memory=maybe",
+        "`trainer.keep_freed_memory`='maybe' is invalid: use true or false",
+    ),
+    ("data.batch_size=true", "data.batch_size=True is invalid: use a positive integer"),
+    ("data.split_seed=abc", "data.split_seed='abc' is invalid: use an integer >= 0"),
+    ("optimized_metric=val/nope", "`optimized_metric`='val/nope' is not a metric this run"),
+    ("monitor=val/f1", "`monitor`='val/f1' is not a metric this run logs"),
+    (
+        "callbacks.model_checkpoint.monitor=val/f1",
+        "`callbacks.model_checkpoint.monitor`='val/f1' is not a metric this run logs",
+    ),
+    ("monitor_mode=up", "`monitor_mode`='up' is invalid: use min or max"),
+    ("trainer.check_val_every_n_epoch=0", "`trainer.check_val_every_n_epoch`=0 is invalid"),
+    ("trainer.devices=0", "Invalid config at `trainer`"),
+    ("trainer.min_epochs=5", "`trainer.min_epochs`=5 is invalid with trainer.max_epochs=1"),
+    (
+        "+trainer.num_sanity_val_steps=abc",
+        "`trainer.num_sanity_val_steps`='abc' is invalid: use the number of",
+    ),
+    (
+        "callbacks=early_stopping callbacks.early_stopping.patience=-1",
+        "`callbacks.early_stopping.patience`=-1 is invalid",
+    ),
+    ("model/scheduler=cosine model.scheduler.T_max=0", "Invalid config at `model.scheduler`"),
+    ("model=classifier", "`model=classifier` is the base that every architecture builds on"),
+    ("model.optimizer.lr=${nope}", "The config value at `model.optimizer.lr` cannot be read"),
+    ("model.net.hidden_units=5", "hidden_units=5 is invalid: give a list with one entry"),
+    ("tags=notalist", "`tags`='notalist' is invalid: give a list"),
+    ("name=../elsewhere", "`name`='../elsewhere' is invalid"),
+    ("hparams_search=mlp_optuna", "describes a sweep, but the command runs once: add -m"),
+    pytest.param(
+        "trainer=gpu",
+        "`trainer.accelerator`='gpu', but torch",
+        marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is here"),
+    ),
+]
+BAD_VALUES = pytest.mark.parametrize(("overrides", "message"), BAD_VALUE_CASES)
+
+
+def one_of_each(cases: list, first_arguments: tuple) -> list:
+    """The cases whose first argument is one of ``first_arguments``: the process tests run
+    one case of each way a refusal is reached (each starts Python, torch and Lightning, about
+    7 s on 2 cores), while the in-process twins below run every case."""
+    chosen = [c for c in cases if (c.values if hasattr(c, "values") else c)[0] in first_arguments]
+    assert len(chosen) == len(first_arguments), "a chosen case is not in the list"
+    return chosen
+
+
+# sweeplab's value checks, a metric the run does not log, Hydra's own validation, a value that
+# cannot be read, and a search config run without -m
+PROCESS_BAD_VALUES = pytest.mark.parametrize(
     ("overrides", "message"),
-    [
-        ("model.optimizer.lr=abc", "`model.optimizer.lr`='abc' is invalid: use a positive number"),
-        ("model.optimizer.lr=inf", "`model.optimizer.lr`=inf is invalid: use a positive number"),
-        ("seed=abc", "`seed`='abc' is invalid: use an integer"),
-        ("seeds=2 seed=4294967295", "`seed`=4294967295 is invalid: use an integer from 0 to"),
-        ("seeds=0", "`seeds`=0 is invalid: use a positive integer"),
-        ("data.augment=maybe", "`data.augment`='maybe' is invalid: use true or false"),
-        ("test=maybe", "`test`='maybe' is invalid: use true or false"),
+    one_of_each(
+        BAD_VALUE_CASES,
         (
-            "trainer.keep_freed_memory=maybe",
-            "`trainer.keep_freed_memory`='maybe' is invalid: use true or false",
+            "seeds=0",
+            "monitor=val/f1",
+            "trainer.devices=0",
+            "model.optimizer.lr=${nope}",
+            "hparams_search=mlp_optuna",
         ),
-        ("data.batch_size=true", "data.batch_size=True is invalid: use a positive integer"),
-        ("data.split_seed=abc", "data.split_seed='abc' is invalid: use an integer >= 0"),
-        ("optimized_metric=val/nope", "`optimized_metric`='val/nope' is not a metric this run"),
-        ("monitor=val/f1", "`monitor`='val/f1' is not a metric this run logs"),
-        (
-            "callbacks.model_checkpoint.monitor=val/f1",
-            "`callbacks.model_checkpoint.monitor`='val/f1' is not a metric this run logs",
-        ),
-        ("monitor_mode=up", "`monitor_mode`='up' is invalid: use min or max"),
-        ("trainer.check_val_every_n_epoch=0", "`trainer.check_val_every_n_epoch`=0 is invalid"),
-        ("trainer.devices=0", "Invalid config at `trainer`"),
-        ("trainer.min_epochs=5", "`trainer.min_epochs`=5 is invalid with trainer.max_epochs=1"),
-        (
-            "+trainer.num_sanity_val_steps=abc",
-            "`trainer.num_sanity_val_steps`='abc' is invalid: use the number of",
-        ),
-        (
-            "callbacks=early_stopping callbacks.early_stopping.patience=-1",
-            "`callbacks.early_stopping.patience`=-1 is invalid",
-        ),
-        ("model/scheduler=cosine model.scheduler.T_max=0", "Invalid config at `model.scheduler`"),
-        ("model=classifier", "`model=classifier` is the base that every architecture builds on"),
-        ("model.optimizer.lr=${nope}", "The config value at `model.optimizer.lr` cannot be read"),
-        ("model.net.hidden_units=5", "hidden_units=5 is invalid: give a list with one entry"),
-        ("tags=notalist", "`tags`='notalist' is invalid: give a list"),
-        ("name=../elsewhere", "`name`='../elsewhere' is invalid"),
-        ("hparams_search=mlp_optuna", "describes a sweep, but the command runs once: add -m"),
-        pytest.param(
-            "trainer=gpu",
-            "`trainer.accelerator`='gpu', but torch",
-            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is here"),
-        ),
-    ],
+    ),
 )
 
 
-@BAD_VALUES
-@pytest.mark.slow  # train.py as a process; test_a_bad_value_is_refused_in_process is the fast twin
+@PROCESS_BAD_VALUES
+@pytest.mark.slow  # train.py as a process; test_a_bad_value_is_refused_in_process has every case
 def test_a_bad_value_stops_the_run_before_training(
     fashion_dir: Path, tmp_path: Path, isolated_env: dict[str, str], overrides: str, message: str
 ) -> None:
@@ -92,22 +116,26 @@ def test_a_bad_value_stops_the_run_before_training(
     assert time.monotonic() - started < 60
 
 
-BAD_ENVIRONMENTS = pytest.mark.parametrize(
+BAD_ENVIRONMENT_CASES = [
+    ({"WANDB_MODE": "banana"}, ["logger=wandb"], "WANDB_MODE='banana' is invalid"),
+    ({"SWEEPLAB_TRUSTED": "*"}, [], "SWEEPLAB_TRUSTED holds '*', which is not a module"),
+    (
+        {"SWEEPLAB_TRUSTED": "collections"},
+        ["model.net._target_=collections.OrderedDict"],
+        "is not a torch.nn.Module",
+    ),
+]
+BAD_ENVIRONMENTS = pytest.mark.parametrize(("env", "overrides", "message"), BAD_ENVIRONMENT_CASES)
+
+
+# a logger's setting, and a trusted package's object that is not what the config needs
+@pytest.mark.parametrize(
     ("env", "overrides", "message"),
-    [
-        ({"WANDB_MODE": "banana"}, ["logger=wandb"], "WANDB_MODE='banana' is invalid"),
-        ({"SWEEPLAB_TRUSTED": "*"}, [], "SWEEPLAB_TRUSTED holds '*', which is not a module"),
-        (
-            {"SWEEPLAB_TRUSTED": "collections"},
-            ["model.net._target_=collections.OrderedDict"],
-            "is not a torch.nn.Module",
-        ),
-    ],
+    one_of_each(
+        BAD_ENVIRONMENT_CASES, ({"WANDB_MODE": "banana"}, {"SWEEPLAB_TRUSTED": "collections"})
+    ),
 )
-
-
-@BAD_ENVIRONMENTS
-@pytest.mark.slow  # train.py as a process
+@pytest.mark.slow  # train.py as a process; test_a_bad_environment_is_refused_in_process: all
 def test_a_bad_environment_stops_the_run_before_training(
     fashion_dir: Path,
     tmp_path: Path,
@@ -178,11 +206,11 @@ def test_wandb_disabled_writes_no_run(
     assert list(tmp_path.rglob("metrics.json")) and not list(tmp_path.rglob("*wandb*"))
 
 
-@pytest.mark.slow  # train.py as a process
-@pytest.mark.parametrize("name", ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"])
+@pytest.mark.slow  # train.py as a process; test_a_corrupt_test_file_is_refused_in_process: both
 def test_a_corrupt_test_file_fails_before_training(
-    fashion_dir: Path, tmp_path: Path, isolated_env: dict[str, str], name: str
+    fashion_dir: Path, tmp_path: Path, isolated_env: dict[str, str]
 ) -> None:
+    name = "t10k-images-idx3-ubyte.gz"
     data = tmp_path / "data"
     shutil.copytree(fashion_dir, data, ignore=shutil.ignore_patterns(".*"))
     (data / name).write_bytes((data / name).read_bytes()[:-40])  # truncated
@@ -194,16 +222,14 @@ def test_a_corrupt_test_file_fails_before_training(
     assert not list(tmp_path.rglob("*.ckpt"))
 
 
-BAD_CHECKPOINTS = pytest.mark.parametrize(
-    ("argument", "message"),
-    [
-        (None, "`ckpt_path` is required"),
-        ("ckpt_path={tmp}/missing.ckpt", "is not a file"),
-        ("ckpt_path={tmp}/run/checkpoints/best.ckpt", "is not a readable Lightning checkpoint"),
-        ("ckpt_path={tmp}/fake/checkpoints/best.ckpt seed=-3", "`seed`=-3 is invalid"),
-        ("ckpt_path={tmp}/fake/checkpoints/best.ckpt", "is not the config of a training run"),
-    ],
-)
+BAD_CHECKPOINT_CASES = [
+    (None, "`ckpt_path` is required"),
+    ("ckpt_path={tmp}/missing.ckpt", "is not a file"),
+    ("ckpt_path={tmp}/run/checkpoints/best.ckpt", "is not a readable Lightning checkpoint"),
+    ("ckpt_path={tmp}/fake/checkpoints/best.ckpt seed=-3", "`seed`=-3 is invalid"),
+    ("ckpt_path={tmp}/fake/checkpoints/best.ckpt", "is not the config of a training run"),
+]
+BAD_CHECKPOINTS = pytest.mark.parametrize(("argument", "message"), BAD_CHECKPOINT_CASES)
 
 
 def checkpoints(tmp_path: Path) -> None:
@@ -219,8 +245,12 @@ def checkpoints(tmp_path: Path) -> None:
     (tmp_path / "fake" / ".hydra" / "config.yaml").write_text("foo: 1\n")
 
 
-@BAD_CHECKPOINTS
-@pytest.mark.slow  # eval.py as a process
+# a missing argument, and a file that is not a checkpoint
+@pytest.mark.parametrize(
+    ("argument", "message"),
+    one_of_each(BAD_CHECKPOINT_CASES, (None, "ckpt_path={tmp}/run/checkpoints/best.ckpt")),
+)
+@pytest.mark.slow  # eval.py as a process; test_eval_refuses_a_bad_checkpoint_in_process: all
 def test_eval_refuses_a_missing_or_corrupt_checkpoint(
     tmp_path: Path, isolated_env: dict[str, str], argument: str | None, message: str
 ) -> None:

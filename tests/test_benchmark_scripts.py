@@ -87,7 +87,7 @@ def run_python(arguments: list[str], env: dict[str, str]) -> subprocess.Complete
 
 
 def test_pool_order_benchmark_runs(isolated_env: dict[str, str]) -> None:
-    arguments = ["benchmarks/pool_order.py", "--batch-sizes", "8", "--repeats", "2"]
+    arguments = ["benchmarks/pool_order.py", "--batch-sizes", "8", "--repeats", "2", "--steps", "5"]
     out = run_python(arguments, isolated_env).stdout
     assert out.count("batch 8, ") == 2 and "ratio" in out
 
