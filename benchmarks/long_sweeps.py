@@ -1,7 +1,9 @@
-"""Long sweeps: epochs lost per killed worker, and how far a time budget overruns.
+"""Long sweeps: epochs lost per killed worker, how far a time budget overruns, and what
+finishing a killed trial costs.
 
 python benchmarks/long_sweeps.py kills --data-dir ../shared/fashion-mnist
 python benchmarks/long_sweeps.py budget --data-dir ../shared/fashion-mnist
+python benchmarks/long_sweeps.py resume --data-dir ../shared/fashion-mnist
 
 ``kills``: a CNN sweep of 12 trials x 6 epochs run by two worker processes on one SQLite
 study (as two machines would), once undisturbed and once with a worker killed (SIGKILL) at a
@@ -13,6 +15,11 @@ kills - epochs without) / kills.
 ``budget``: the reference CNN sweep (``hparams_search=cnn_optuna``) asked for 100 trials with
 ``hydra.sweeper.timeout`` at each budget: the command's wall time minus the budget, next to
 the longest epoch, since the budget may be overrun by at most one epoch plus the reports.
+
+``resume``: a one-trial CNN sweep of 8 epochs on the full training set, run whole, and killed (SIGKILL) once its trial
+has reported ``--kill-at`` epochs and then run again with the same command; the sides
+alternate over ``--rounds``. The rerun's wall time (the heartbeat's grace period, 6 s here,
+included) against the whole trial's, and the epochs each command trained.
 """
 
 from __future__ import annotations
@@ -142,7 +149,7 @@ def _two_workers(data_dir: str, logs: Path, n_kills: int, rng: random.Random) ->
         for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             pid = int(trial.user_attrs.get(stored.WORKER, "x:0").split(":")[1].split(" ")[0])
             # a kill in each of n_kills trials of their own (a retry starts with the epochs it
-            # carries over, and heartbeat.max_retry=1 retries a trial's parameters once)
+            # carries over)
             if queries.retry_of(trial) is not None or trial.number in killed:
                 continue
             if len(trial.intermediate_values) < at_epoch:
@@ -202,18 +209,73 @@ def budget(data_dir: str, budgets: list[int]) -> None:
             )
 
 
+RESUME_SWEEP = (
+    "hparams_search=cnn_optuna",
+    "name=resume",
+    "trainer.max_epochs=8",
+    "hydra.sweeper.n_trials=1",
+    "hydra.sweeper.heartbeat.interval=2",
+    "hydra.sweeper.heartbeat.grace_period=6",
+    "logger=none",
+    "callbacks.rich_progress_bar=null",
+)
+
+
+def resume(data_dir: str, kill_at: int, rounds: int) -> None:
+    print("| round | command | epochs trained by it | wall (s) |")
+    print("| --- | --- | --- | --- |")
+    ratios = []
+    for k in range(1, rounds + 1):
+        with tempfile.TemporaryDirectory() as whole, tempfile.TemporaryDirectory() as killed:
+            full_wall, full_epochs = _timed_sweep(data_dir, Path(whole))
+            print(f"| {k} | whole trial | {full_epochs} | {full_wall:.0f} |")
+            logs = Path(killed)
+            command = _command(data_dir, logs, *RESUME_SWEEP)
+            process = _start(command, _env(), logs, 0)
+            while True:  # until the trial has reported kill_at epochs
+                time.sleep(0.2)
+                study = _study(logs, "resume")
+                trials = study.get_trials(deepcopy=False) if study else []
+                if trials and len(trials[0].intermediate_values) >= kill_at:
+                    break
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            print(f"| {k} | killed after {kill_at} epochs | {kill_at} | - |")
+            rerun_wall, rerun_epochs = _timed_sweep(data_dir, logs)
+            print(f"| {k} | the same command again | {rerun_epochs} | {rerun_wall:.0f} |")
+            ratios.append(rerun_wall / full_wall)
+    print(f"\nrerun / whole trial, wall: {', '.join(f'{r:.2f}' for r in ratios)}")
+
+
+def _timed_sweep(data_dir: str, logs: Path) -> tuple[float, int]:
+    """Run the resume sweep to its end: its wall time, and the epochs its process trained."""
+    started = time.perf_counter()
+    command = _command(data_dir, logs, *RESUME_SWEEP)
+    subprocess.run(command, cwd=ROOT, env=_env(), capture_output=True, check=True)
+    wall = time.perf_counter() - started
+    study = _study(logs, "resume")
+    assert study is not None
+    [finished] = [t for t in study.trials if t.state in queries.FINISHED]
+    record = logs / "sweeps" / "resume" / f"trial_{finished.number}" / "metrics.json"
+    return wall, len(json.loads(record.read_text())["epoch_seconds"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=("kills", "budget"))
+    parser.add_argument("what", choices=("kills", "budget", "resume"))
     parser.add_argument("--data-dir", default=os.environ.get("FASHION_MNIST_DIR"))
     parser.add_argument("--kills", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--budgets", type=int, nargs="+", default=[60, 120, 300])
+    parser.add_argument("--budgets", type=int, nargs="+", default=[45, 60, 120, 300])
+    parser.add_argument("--kill-at", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     if args.what == "kills":
         kills(args.data_dir, args.kills, args.seed)
-    else:
+    elif args.what == "budget":
         budget(args.data_dir, args.budgets)
+    else:
+        resume(args.data_dir, args.kill_at, args.rounds)
 
 
 if __name__ == "__main__":

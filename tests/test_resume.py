@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import optuna
 import pytest
@@ -31,7 +32,7 @@ from sweeplab.sweep import queries
 from sweeplab.sweep import study as stored
 from sweeplab.sweep.context import NODE, TrialContext
 from sweeplab.sweep.resume import last_checkpoint, without_lightning_requeue
-from sweeplab.trainers import Resumable
+from sweeplab.trainers import LastCheckpoint, Resumable, trainer
 from tests.conftest import QUICK, ROOT
 
 # Fast tests: the context field and the checkpoint lookup, no training.
@@ -93,6 +94,47 @@ def test_under_slurm_a_trial_leaves_the_requeue_to_the_sweep(
     )
     trainer.fit(BoringModel())
     assert (handlers[0] is signal.SIG_DFL) is sweep_owns_requeue
+
+
+class NeverImproves(BoringModel):
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self.log("val/loss", 1.0)  # the same every epoch: best.ckpt is saved once
+
+
+class Epochs(pl.Callback):
+    def __init__(self) -> None:
+        self.started: list[int] = []
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        self.started.append(trainer.current_epoch)
+
+
+def _fit(tmp_path: Path, max_epochs: int, ckpt_path: Path | None = None) -> list[int]:
+    """Fit with a best.ckpt callback and LastCheckpoint; the epochs this fit trained."""
+    best = ModelCheckpoint(dirpath=tmp_path, filename="best", monitor="val/loss")
+    epochs = Epochs()
+    fit = trainer(
+        accelerator="cpu",
+        max_epochs=max_epochs,
+        limit_train_batches=2,
+        limit_val_batches=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[best, LastCheckpoint(), epochs],
+    )
+    fit.fit(NeverImproves(), ckpt_path=ckpt_path)
+    return epochs.started
+
+
+def test_last_ckpt_is_every_epoch_s_and_a_fit_from_it_starts_the_next_epoch(
+    tmp_path: Path,
+) -> None:
+    """Lightning's own save_last writes last.ckpt only in epochs that improved."""
+    assert _fit(tmp_path, max_epochs=3) == [0, 1, 2]
+    last = tmp_path / "last.ckpt"
+    assert torch.load(last, weights_only=False)["epoch"] == 2
+    assert _fit(tmp_path / "resumed", max_epochs=5, ckpt_path=last) == [3, 4]
 
 
 def test_running_bests_and_best_checkpoints_move_with_a_resumed_run(tmp_path: Path) -> None:

@@ -28,20 +28,22 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
-from pytorch_lightning.plugins.io import TorchCheckpointIO
+from pytorch_lightning.plugins.io import CheckpointIO, TorchCheckpointIO
 from pytorch_lightning.profilers import Profiler
 
 from sweeplab.errors import ConfigError
 from sweeplab.files import write_atomic
 
 __all__ = [
-    "AtomicCheckpointIO",
     "AUTO",
     "PROCESS_SETTINGS",
+    "AtomicCheckpointIO",
+    "LastCheckpoint",
     "NoProfiler",
     "Resumable",
     "auto_precision",
     "cpu_has_native_bf16",
+    "last_checkpoint_path",
     "trainer",
     "without_process_settings",
 ]
@@ -109,6 +111,29 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         save = super().save_checkpoint
         write_atomic(target, lambda tmp: save(checkpoint, tmp, storage_options))
         return None
+
+
+class LastCheckpoint(pl.Callback):
+    """Writes ``last.ckpt`` (:func:`last_checkpoint_path`) at the end of every epoch.
+
+    Lightning's own ``save_last`` writes it only in an epoch that saved a top-k checkpoint,
+    that is, one whose monitored metric improved: a run that dies after epochs without
+    improvement would go back to the last improvement. Written when the training epoch ends,
+    after validation and the checkpoint callbacks' own updates, so it holds their state of
+    that epoch and a fit resumed from it starts the next one."""
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if (path := last_checkpoint_path(trainer)) is not None:
+            trainer.save_checkpoint(path)
+
+
+def last_checkpoint_path(trainer: pl.Trainer) -> Path | None:
+    """``last.ckpt`` in the directory of the run's checkpoint callback; ``None`` without one
+    (or with a directory that is not a path)."""
+    callback = trainer.checkpoint_callback
+    if not isinstance(callback, ModelCheckpoint) or not isinstance(callback.dirpath, str | Path):
+        return None
+    return Path(callback.dirpath) / f"{callback.CHECKPOINT_NAME_LAST}{callback.FILE_EXTENSION}"
 
 
 class Resumable(pl.Callback):
@@ -188,7 +213,7 @@ def trainer(
 ) -> pl.Trainer:
     """``pl.Trainer`` with ``precision="auto"`` resolved for the accelerator,
     :class:`NoProfiler` unless a profiler is asked for, and atomic checkpoint writes unless
-    other plugins are."""
+    another ``CheckpointIO`` plugin is given."""
     if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
         raise ConfigError(
             f"`trainer.accelerator`={accelerator!r}, but torch {torch.__version__} sees no CUDA "
@@ -199,9 +224,15 @@ def trainer(
     if precision == AUTO:
         precision = auto_precision(str(accelerator))
         log.info("precision=auto: %s on accelerator=%s", precision, accelerator)
-    kwargs.setdefault("plugins", [AtomicCheckpointIO()])
+    plugins = list(kwargs.pop("plugins", None) or [])
+    if not any(isinstance(plugin, CheckpointIO) for plugin in plugins):
+        plugins.append(AtomicCheckpointIO())
     return pl.Trainer(
-        precision=precision, accelerator=accelerator, profiler=profiler or NoProfiler(), **kwargs
+        plugins=plugins,
+        precision=precision,
+        accelerator=accelerator,
+        profiler=profiler or NoProfiler(),
+        **kwargs,
     )
 
 

@@ -12,7 +12,6 @@ from typing import Any
 
 import pytorch_lightning as pl
 from optuna.trial import TrialState
-from pytorch_lightning.callbacks import ModelCheckpoint
 
 from sweeplab import tracking, trainers
 from sweeplab.files import write_atomic
@@ -44,12 +43,9 @@ def resumable(
 ) -> list[pl.Callback]:
     """A trial's callbacks with a ``last.ckpt`` written every epoch and what going on from
     one needs (:class:`trainers.Resumable`); a retry logs to the failed trial's W&B run."""
-    for callback in callbacks:
-        if isinstance(callback, ModelCheckpoint) and not callback.save_last:
-            callback.save_last = True
     if (failed := failed_trial(context)) is not None:
         tracking.continue_run(loggers, failed.user_attrs.get(stored.WANDB_RUN_ID))
-    return [*callbacks, trainers.Resumable()]
+    return [*callbacks, trainers.LastCheckpoint(), trainers.Resumable()]
 
 
 def without_lightning_requeue(trainer_cfg: Any) -> dict[str, Any]:
@@ -96,7 +92,7 @@ def resume_checkpoint(
     too before an epoch of its own, the next retry goes on from there, not from epoch 0."""
     if context is None or context.resumes is None:
         return None
-    if (own := _own_last(trainer)) is None:
+    if (own := trainers.last_checkpoint_path(trainer)) is None:
         return None
     source = last_checkpoint(run_dir, context.number, context.resumes, own.parent, own.name)
     if source is not None:
@@ -117,14 +113,6 @@ def drop_last_checkpoints(
     except Exception as e:  # the storage is unreachable: keep the checkpoints, to be safe
         log.warning("Kept trial %d's last.ckpt: cannot read its state (%s)", trial.number, e)
         return
-    for path in (_own_last(trainer), resumed_from):
+    for path in (trainers.last_checkpoint_path(trainer), resumed_from):
         if path is not None:
             path.unlink(missing_ok=True)
-
-
-def _own_last(trainer: pl.Trainer) -> Path | None:
-    """Where the trial's checkpoint callback writes its ``last.ckpt``; ``None`` without one."""
-    callback = trainer.checkpoint_callback
-    if not isinstance(callback, ModelCheckpoint) or not isinstance(callback.dirpath, str | Path):
-        return None
-    return Path(callback.dirpath) / f"{callback.CHECKPOINT_NAME_LAST}{callback.FILE_EXTENSION}"
