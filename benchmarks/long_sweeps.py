@@ -16,10 +16,11 @@ kills - epochs without) / kills.
 ``hydra.sweeper.timeout`` at each budget: the command's wall time minus the budget, next to
 the longest epoch, since the budget may be overrun by at most one epoch plus the reports.
 
-``resume``: a one-trial CNN sweep of 8 epochs on the full training set, run whole, and killed (SIGKILL) once its trial
-has reported ``--kill-at`` epochs and then run again with the same command; the sides
-alternate over ``--rounds``. The rerun's wall time (the heartbeat's grace period, 6 s here,
-included) against the whole trial's, and the epochs each command trained.
+``resume``: a one-trial CNN sweep of 8 epochs on the full training set, run whole, and
+killed (SIGKILL) once its trial has reported ``--kill-at`` epochs and then run again with the
+same command; the sides alternate over ``--rounds``. The rerun's wall time (the heartbeat's
+grace period, 6 s here, included) against the whole trial's, and the epochs each command
+trained.
 """
 
 from __future__ import annotations
