@@ -18,9 +18,9 @@ the longest epoch, since the budget may be overrun by at most one epoch plus the
 
 ``resume``: a one-trial CNN sweep of 8 epochs on the full training set, run whole, and
 killed (SIGKILL) once its trial has reported ``--kill-at`` epochs and then run again with the
-same command; the sides alternate over ``--rounds``. The rerun's wall time (the heartbeat's
-grace period, 6 s here, included) against the whole trial's, and the epochs each command
-trained.
+same command; the sides alternate over ``--rounds``; one process, with every core. The rerun's
+wall time (the heartbeat's grace period, 6 s here, included) against the whole trial's, and
+the epochs each command trained.
 """
 
 from __future__ import annotations
@@ -69,8 +69,12 @@ def _command(data_dir: str, logs: Path, *overrides: str) -> list[str]:
     ]
 
 
-def _env() -> dict[str, str]:
+def _env(one_thread: bool = True) -> dict[str, str]:
+    """The sweeps' environment: one torch thread per process unless ``one_thread`` is false
+    (a single process then has every core)."""
     env = dict(os.environ, WANDB_MODE="offline", OMP_NUM_THREADS="1")
+    if not one_thread:
+        env.pop("OMP_NUM_THREADS")
     env.pop("SWEEPLAB_STORAGE", None)
     return env
 
@@ -232,7 +236,7 @@ def resume(data_dir: str, kill_at: int, rounds: int) -> None:
             print(f"| {k} | whole trial | {full_epochs} | {full_wall:.0f} |")
             logs = Path(killed)
             command = _command(data_dir, logs, *RESUME_SWEEP)
-            process = _start(command, _env(), logs, 0)
+            process = _start(command, _env(one_thread=False), logs, 0)
             while True:  # until the trial has reported kill_at epochs
                 time.sleep(0.2)
                 study = _study(logs, "resume")
@@ -252,7 +256,7 @@ def _timed_sweep(data_dir: str, logs: Path) -> tuple[float, int]:
     """Run the resume sweep to its end: its wall time, and the epochs its process trained."""
     started = time.perf_counter()
     command = _command(data_dir, logs, *RESUME_SWEEP)
-    subprocess.run(command, cwd=ROOT, env=_env(), capture_output=True, check=True)
+    subprocess.run(command, cwd=ROOT, env=_env(one_thread=False), capture_output=True, check=True)
     wall = time.perf_counter() - started
     study = _study(logs, "resume")
     assert study is not None
