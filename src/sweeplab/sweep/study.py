@@ -129,7 +129,7 @@ def keep_outcome(trial: optuna.Trial, values: float | Sequence[float]) -> None:
     trial.set_user_attr(OUTCOME, list(values) if isinstance(values, Sequence) else [values])
 
 
-def kept_outcome(trial: FrozenTrial) -> list[float] | None:
+def kept_outcome(trial: FrozenTrial | optuna.Trial) -> list[float] | None:
     """The value(s) that ``trial``'s run kept (:func:`keep_outcome`), or ``None``."""
     return _as_floats(trial.user_attrs[OUTCOME]) if OUTCOME in trial.user_attrs else None
 
@@ -138,7 +138,7 @@ def reuse_outcome(study: optuna.Study, trial: optuna.Trial, failed: int) -> bool
     """Complete ``trial``, the heartbeat retry of trial ``failed``, with the value(s) that
     trial's run kept (copied with the retry's attributes): that run finished, and only its
     worker died before telling them, so there is nothing to train again."""
-    values = _as_floats(trial.user_attrs.get(OUTCOME))
+    values = kept_outcome(trial)
     if values is None:
         return False
     trial.set_user_attr(DUPLICATE_OF, failed)
