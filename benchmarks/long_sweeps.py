@@ -5,12 +5,13 @@ python benchmarks/long_sweeps.py kills --data-dir ../shared/fashion-mnist
 python benchmarks/long_sweeps.py budget --data-dir ../shared/fashion-mnist
 python benchmarks/long_sweeps.py resume --data-dir ../shared/fashion-mnist
 
-``kills``: a CNN sweep of 12 trials x 6 epochs run by two worker processes on one SQLite
-study (as two machines would), once undisturbed and once with a worker killed (SIGKILL) at a
-random epoch of each of 3 trials and a new worker started in its place, as a preempted node
-comes back. Epochs trained in all: each finished trial's own (its metrics.json times the
-epochs its process ran) and each killed trial's reported ones; lost per kill = (epochs with
-kills - epochs without) / kills.
+``kills``: a CNN sweep of 12 trials x 6 epochs (no pruner, so that every trial trains all its
+epochs on both sides) run by two worker processes on one SQLite study (as two machines
+would), once undisturbed and once with a worker killed (SIGKILL) at a random epoch of each of
+3 trials and a new worker started in its place, as a preempted node comes back. Epochs
+trained in all: each finished trial's own (its metrics.json times the epochs its process ran)
+and each killed trial's reported ones; lost per kill = (epochs with kills - epochs without) /
+kills.
 
 ``budget``: the reference CNN sweep (``hparams_search=cnn_optuna``) asked for 100 trials with
 ``hydra.sweeper.timeout`` at each budget: the command's wall time minus the budget, next to
@@ -47,6 +48,7 @@ from sweeplab.sweep import study as stored  # noqa: E402
 
 KILL_SWEEP = (
     "hparams_search=cnn_optuna",
+    "hydra/sweeper/pruner=none",  # every trial trains all its epochs: the sides compare
     "name=kills",
     "trainer.max_epochs=6",
     "data.train_subset=3000",
