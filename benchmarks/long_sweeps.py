@@ -9,9 +9,11 @@ python benchmarks/long_sweeps.py resume --data-dir ../shared/fashion-mnist
 epochs on both sides) run by two worker processes on one SQLite study (as two machines
 would), once undisturbed and once with a worker killed (SIGKILL) at a random epoch of each of
 3 trials and a new worker started in its place, as a preempted node comes back. Epochs
-trained in all: each finished trial's own (its metrics.json times the epochs its process ran)
-and each killed trial's reported ones; lost per kill = (epochs with kills - epochs without) /
-kills.
+trained in all: each trained trial's own (its metrics.json times the epochs its process ran)
+and each killed trial's reported ones. Retrained per kill: the epochs trained for a killed
+trial's parameters (the killed run's and its retry's) beyond one whole trial; the totals of
+the two sides differ also by the trials each sampler proposed, and by repeats whose value was
+reused without training.
 
 ``budget``: the reference CNN sweep (``hparams_search=cnn_optuna``) asked for 100 trials with
 ``hydra.sweeper.timeout`` at each budget: the command's wall time minus the budget, next to
@@ -93,7 +95,10 @@ def _study(logs: Path, name: str) -> optuna.Study | None:
 
 def kills(data_dir: str, n_kills: int, seed: int) -> None:
     rng = random.Random(seed)
-    rows = []
+    header = ["sweep", "workers killed", "finished", "trained", "failed (killed)"]
+    header += ["epochs trained", "epochs retrained per kill", "lost (recorded)", "wall (s)"]
+    print("| " + " | ".join(header) + " |")
+    print("|" + " --- |" * len(header))
     for side in ("undisturbed", "killed"):
         with tempfile.TemporaryDirectory() as tmp:
             logs = Path(tmp)
@@ -102,40 +107,37 @@ def kills(data_dir: str, n_kills: int, seed: int) -> None:
             wall = time.perf_counter() - started
             study = _study(logs, "kills")
             assert study is not None
+            sweep_dir = logs / "sweeps" / "kills"
             trials = queries.reported_trials(study)
-            rows.append(
-                (
-                    side,
-                    done,
-                    queries.count_finished(study),
-                    sum(1 for t in trials if t.state == TrialState.FAIL),
-                    _epochs_trained(study, logs / "sweeps" / "kills"),
-                    sum(int(t.user_attrs.get(stored.EPOCHS_LOST, 0)) for t in trials),
-                    wall,
-                )
-            )
-    base = rows[0][4]
-    print(
-        "| sweep | workers killed | finished | failed (killed) | epochs trained | lost | wall (s) |"
-    )
-    print("| --- | --- | --- | --- | --- | --- | --- |")
-    for side, done, finished, failed, epochs, lost, wall in rows:
-        print(f"| {side} | {done} | {finished} | {failed} | {epochs} | {lost} | {wall:.0f} |")
-    if rows[1][1]:
-        print(f"\nEpochs lost per kill: {(rows[1][4] - base) / rows[1][1]:.2f}")
+            trained = [t for t in trials if t.state in queries.FINISHED and queries.ran(t)]
+            epochs = sum(_own_epochs(sweep_dir, t) for t in trained)
+            epochs += sum(queries.epochs_run(t) for t in trials if t.state == TrialState.FAIL)
+            retrained = _retrained(study, sweep_dir)
+            per_kill = f"{sum(retrained) / len(retrained):.2f}" if retrained else "-"
+            lost = sum(int(t.user_attrs.get(stored.EPOCHS_LOST, 0)) for t in trials)
+            failed = sum(1 for t in trials if t.state == TrialState.FAIL)
+            row = [side, done, queries.count_finished(study), len(trained), failed, epochs]
+            print("| " + " | ".join(map(str, [*row, per_kill, lost, f"{wall:.0f}"])) + " |")
 
 
-def _epochs_trained(study: optuna.Study, sweep_dir: Path) -> int:
-    """Epochs trained by every process: a finished trial's own (metrics.json times each epoch
-    its process ran, a retry's carried-over ones not included), a killed one's reported."""
-    total = 0
-    for trial in study.trials:
-        record = sweep_dir / f"trial_{trial.number}" / "metrics.json"
-        if trial.state in queries.FINISHED and record.is_file():
-            total += len(json.loads(record.read_text())["epoch_seconds"])
-        elif trial.state == TrialState.FAIL:
-            total += queries.epochs_run(trial)
-    return total
+def _own_epochs(sweep_dir: Path, trial: optuna.trial.FrozenTrial) -> int:
+    """The epochs a finished trial's own process trained (its metrics.json times each; a
+    retry's carried-over epochs are not among them)."""
+    record = sweep_dir / f"trial_{trial.number}" / "metrics.json"
+    return len(json.loads(record.read_text())["epoch_seconds"])
+
+
+def _retrained(study: optuna.Study, sweep_dir: Path) -> list[int]:
+    """For each killed trial, the epochs trained for its parameters beyond one whole trial:
+    the killed run's reported epochs plus its retry's own, minus ``trainer.max_epochs``. The
+    count is per trial, so the two sides' samplers proposing different (or repeated,
+    reused-value) trials after a kill does not enter it."""
+    max_epochs = int(next(o for o in KILL_SWEEP if "max_epochs" in o).split("=")[1])
+    return [
+        queries.epochs_run(study.trials[failed]) + _own_epochs(sweep_dir, retry) - max_epochs
+        for retry in study.trials
+        if (failed := queries.retry_of(retry)) is not None and retry.state in queries.FINISHED
+    ]
 
 
 def _two_workers(data_dir: str, logs: Path, n_kills: int, rng: random.Random) -> int:
