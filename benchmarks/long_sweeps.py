@@ -40,6 +40,7 @@ import time
 from pathlib import Path
 
 import optuna
+import sqlalchemy.exc
 from optuna.trial import TrialState
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,7 +90,7 @@ def _study(logs: Path, name: str) -> optuna.Study | None:
         return None
     try:
         return optuna.load_study(study_name=name, storage=f"sqlite:///{db}")
-    except KeyError:  # created, not yet holding the study
+    except (KeyError, sqlalchemy.exc.OperationalError):  # the sweep is still creating it
         return None
 
 
